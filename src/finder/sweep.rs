@@ -1,0 +1,358 @@
+//! The LR range test loop: one optimizer step per learning rate, smoothing, early stop.
+
+use std::ops::ControlFlow;
+
+use serde::{Deserialize, Serialize};
+
+use super::ladder::{ladder, LadderMode};
+use super::smooth::Ema;
+use super::suggest::Window;
+use crate::error::{Error, Result};
+
+/// Anything that can take one training step at a given learning rate and say the loss.
+///
+/// This is all the finder needs, so it runs on anyone's model (and on analytic curves in tests).
+pub trait TrainStep {
+    /// Sets the LR, takes one optimizer step, returns the loss that step measured.
+    fn train_step(&mut self, lr: f64) -> Result<f64>;
+}
+
+impl<F: FnMut(f64) -> Result<f64>> TrainStep for F {
+    fn train_step(&mut self, lr: f64) -> Result<f64> {
+        self(lr)
+    }
+}
+
+/// A model whose training state can be saved and put back, so a range test leaves it as it
+/// found it (weights, optimizer state and data order).
+pub trait Checkpoint {
+    type State;
+    fn save_state(&self) -> Result<Self::State>;
+    fn restore_state(&mut self, state: Self::State) -> Result<()>;
+}
+
+/// Settings of one range test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    pub min_lr: f64,
+    pub max_lr: f64,
+    pub num_steps: usize,
+    pub mode: LadderMode,
+    /// EMA factor in [0, 1); 0 = no smoothing.
+    pub smooth: f64,
+    /// Stop once smoothed loss > `diverge` × best smoothed loss so far.
+    pub diverge: f64,
+    pub window: Window,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            min_lr: 1e-7,
+            max_lr: 10.0,
+            num_steps: 100,
+            mode: LadderMode::Exp,
+            smooth: 0.98,
+            diverge: 4.0,
+            window: Window::default(),
+        }
+    }
+}
+
+impl SweepConfig {
+    /// Checks every field; the error names the flag, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |flag: &str, value: String, allowed: &str| {
+            Err(Error::InvalidArgument(format!(
+                "--{flag} {value}: {allowed}"
+            )))
+        };
+        for (flag, v) in [("min", self.min_lr), ("max", self.max_lr)] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(flag, v.to_string(), "must be a positive finite learning rate");
+            }
+        }
+        if self.min_lr >= self.max_lr {
+            return bad(
+                "min",
+                self.min_lr.to_string(),
+                &format!("must be below --max ({})", self.max_lr),
+            );
+        }
+        if self.num_steps < 2 {
+            return bad(
+                "num-steps",
+                self.num_steps.to_string(),
+                "must be at least 2 (one step at --min, one at --max)",
+            );
+        }
+        if !(0.0..1.0).contains(&self.smooth) {
+            return bad(
+                "smooth",
+                self.smooth.to_string(),
+                "must be in [0, 1) (0 turns smoothing off)",
+            );
+        }
+        if !(self.diverge.is_finite() && self.diverge > 1.0) {
+            return bad(
+                "diverge",
+                self.diverge.to_string(),
+                "must be a finite factor above 1",
+            );
+        }
+        Ok(())
+    }
+
+    /// The learning rates this sweep will visit.
+    pub fn lrs(&self) -> Vec<f64> {
+        ladder(self.min_lr, self.max_lr, self.num_steps, self.mode)
+    }
+}
+
+/// Why the sweep ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum StopReason {
+    /// Every step of the ladder was taken.
+    Completed,
+    /// The smoothed loss passed `diverge` × the best smoothed loss.
+    Diverged {
+        step: usize,
+        smoothed: f64,
+        best: f64,
+    },
+    /// A step returned NaN or ±inf.
+    NonFiniteLoss { step: usize },
+    /// The observer asked to stop (Ctrl-C).
+    Interrupted { step: usize },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Completed => write!(f, "completed every step"),
+            StopReason::Diverged {
+                step,
+                smoothed,
+                best,
+            } => write!(
+                f,
+                "diverged at step {step}: smoothed loss {smoothed:.4} > {:.1}x best {best:.4}",
+                smoothed / best
+            ),
+            StopReason::NonFiniteLoss { step } => write!(f, "loss became NaN/inf at step {step}"),
+            StopReason::Interrupted { step } => write!(f, "interrupted after step {step}"),
+        }
+    }
+}
+
+/// What the loop reports after each step (for progress bars and logs).
+#[derive(Debug, Clone, Copy)]
+pub struct StepEvent {
+    pub step: usize,
+    pub total: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub smoothed: f64,
+}
+
+/// The measured curve. `lrs`, `losses` and `smoothed` have one entry per step taken;
+/// a step whose loss was not finite is recorded (as null in JSON) and ends the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub lrs: Vec<f64>,
+    pub losses: Vec<Option<f64>>,
+    pub smoothed: Vec<Option<f64>>,
+    pub stop: StopReason,
+}
+
+impl Curve {
+    /// The finite prefix of the curve: what suggestion rules and plots read.
+    pub fn finite(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = self
+            .losses
+            .iter()
+            .zip(&self.smoothed)
+            .take_while(|(l, s)| l.is_some() && s.is_some())
+            .count();
+        (
+            self.lrs[..n].to_vec(),
+            self.losses[..n].iter().flatten().copied().collect(),
+            self.smoothed[..n].iter().flatten().copied().collect(),
+        )
+    }
+}
+
+/// Runs the range test on `model`. `observe` sees every step and may stop the sweep
+/// (`ControlFlow::Break`), which ends it as [`StopReason::Interrupted`] with what was measured.
+pub fn run_sweep(
+    model: &mut dyn TrainStep,
+    config: &SweepConfig,
+    observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+) -> Result<Curve> {
+    config.validate()?;
+    let ladder = config.lrs();
+    let mut ema = Ema::new(config.smooth);
+    let mut best = f64::INFINITY;
+    let mut curve = Curve {
+        lrs: Vec::with_capacity(ladder.len()),
+        losses: Vec::with_capacity(ladder.len()),
+        smoothed: Vec::with_capacity(ladder.len()),
+        stop: StopReason::Completed,
+    };
+    for (step, &lr) in ladder.iter().enumerate() {
+        let loss = model.train_step(lr)?;
+        curve.lrs.push(lr);
+        if !loss.is_finite() {
+            curve.losses.push(None);
+            curve.smoothed.push(None);
+            curve.stop = StopReason::NonFiniteLoss { step };
+            break;
+        }
+        let smoothed = ema.update(loss);
+        curve.losses.push(Some(loss));
+        curve.smoothed.push(Some(smoothed));
+        best = best.min(smoothed);
+        let event = StepEvent {
+            step,
+            total: ladder.len(),
+            lr,
+            loss,
+            smoothed,
+        };
+        if observe(&event).is_break() {
+            curve.stop = StopReason::Interrupted { step };
+            break;
+        }
+        if smoothed > config.diverge * best {
+            curve.stop = StopReason::Diverged {
+                step,
+                smoothed,
+                best,
+            };
+            break;
+        }
+    }
+    Ok(curve)
+}
+
+/// [`run_sweep`], then restores `model` to its state before the sweep, whatever the outcome.
+pub fn find_lr<M: TrainStep + Checkpoint>(
+    model: &mut M,
+    config: &SweepConfig,
+    observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+) -> Result<Curve> {
+    config.validate()?;
+    let saved = model.save_state()?;
+    let result = run_sweep(model, config, observe);
+    model.restore_state(saved)?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(n: usize) -> SweepConfig {
+        SweepConfig {
+            min_lr: 1e-6,
+            max_lr: 1.0,
+            num_steps: n,
+            ..SweepConfig::default()
+        }
+    }
+
+    #[test]
+    fn visits_every_lr_of_the_ladder_in_order() {
+        let mut seen = vec![];
+        let mut model = |lr: f64| {
+            seen.push(lr);
+            Ok(1.0)
+        };
+        let c = run_sweep(&mut model, &cfg(50), &mut |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(c.stop, StopReason::Completed);
+        assert_eq!(seen, cfg(50).lrs());
+        assert_eq!(seen[0], 1e-6);
+        assert_eq!(seen[49], 1.0);
+    }
+
+    #[test]
+    fn stops_when_smoothed_loss_passes_four_times_best() {
+        // loss = 1 until lr 1e-2, then 100: with β = 0 the first 100 is 100× best.
+        let mut model = |lr: f64| Ok(if lr < 1e-2 { 1.0 } else { 100.0 });
+        let c = SweepConfig {
+            smooth: 0.0,
+            ..cfg(100)
+        };
+        let curve = run_sweep(&mut model, &c, &mut |_| ControlFlow::Continue(())).unwrap();
+        let first_high = c.lrs().iter().position(|&l| l >= 1e-2).unwrap();
+        assert_eq!(
+            curve.stop,
+            StopReason::Diverged {
+                step: first_high,
+                smoothed: 100.0,
+                best: 1.0
+            }
+        );
+        assert_eq!(curve.lrs.len(), first_high + 1);
+    }
+
+    #[test]
+    fn smoothing_delays_the_divergence_stop() {
+        // With β = 0.98 a jump to 100 must persist until the EMA passes 4.
+        let mut model = |lr: f64| Ok(if lr < 1e-2 { 1.0 } else { 100.0 });
+        let c = cfg(100);
+        let curve = run_sweep(&mut model, &c, &mut |_| ControlFlow::Continue(())).unwrap();
+        let first_high = c.lrs().iter().position(|&l| l >= 1e-2).unwrap();
+        match curve.stop {
+            StopReason::Diverged { step, smoothed, .. } => {
+                assert!(step > first_high && smoothed > 4.0, "{step} {smoothed}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nan_loss_stops_and_is_recorded_as_missing() {
+        let mut model = |lr: f64| Ok(if lr > 1e-3 { f64::NAN } else { 2.0 });
+        let curve = run_sweep(&mut model, &cfg(30), &mut |_| ControlFlow::Continue(())).unwrap();
+        let StopReason::NonFiniteLoss { step } = curve.stop else {
+            panic!("{:?}", curve.stop)
+        };
+        assert_eq!(curve.losses[step], None);
+        assert_eq!(curve.finite().0.len(), step);
+        let json = serde_json::to_string(&curve).unwrap();
+        assert!(json.contains("null"), "{json}");
+    }
+
+    #[test]
+    fn observer_can_interrupt() {
+        let mut model = |_lr: f64| Ok(1.0);
+        let curve = run_sweep(&mut model, &cfg(30), &mut |e| {
+            if e.step == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(curve.stop, StopReason::Interrupted { step: 4 });
+        assert_eq!(curve.lrs.len(), 5);
+    }
+
+    #[test]
+    fn invalid_settings_name_the_flag() {
+        let cases = [
+            (SweepConfig { min_lr: 1.0, max_lr: 1.0, ..cfg(10) }, "--min 1"),
+            (SweepConfig { min_lr: -1.0, ..cfg(10) }, "--min -1"),
+            (SweepConfig { max_lr: f64::INFINITY, ..cfg(10) }, "--max inf"),
+            (cfg(1), "--num-steps 1"),
+            (SweepConfig { smooth: 1.0, ..cfg(10) }, "--smooth 1"),
+            (SweepConfig { diverge: 0.5, ..cfg(10) }, "--diverge 0.5"),
+        ];
+        for (c, want) in cases {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The models a range test or training run can use, initialised from a seed.
+//!
+//! candle's CPU RNG cannot be seeded, so weights are drawn here from ChaCha8 with PyTorch's
+//! default scheme (U(±1/√fan_in) for weights and biases): same seed, same bits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::ImageShape;
+use crate::error::{Error, Result};
+
+/// Which architecture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelConfig {
+    /// Fully connected, ReLU between layers.
+    Mlp { hidden: Vec<usize> },
+    /// Multinomial logistic regression.
+    Linear,
+    /// conv3x3(32) → ReLU → pool2 → conv3x3(64) → ReLU → pool2 → fc(128) → ReLU → fc.
+    Cnn,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Mlp {
+            hidden: vec![256, 128],
+        }
+    }
+}
+
+impl ModelConfig {
+    /// From `--model` and `--hidden`.
+    pub fn parse(kind: &str, hidden: &str) -> Result<Self> {
+        match kind.to_ascii_lowercase().as_str() {
+            "mlp" => Ok(ModelConfig::Mlp {
+                hidden: parse_hidden(hidden)?,
+            }),
+            "linear" => Ok(ModelConfig::Linear),
+            "cnn" => Ok(ModelConfig::Cnn),
+            _ => Err(Error::invalid(format!(
+                "--model {kind}: unknown model (allowed: mlp, linear, cnn)"
+            ))),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            ModelConfig::Mlp { hidden } => format!(
+                "mlp({})",
+                hidden.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+            ),
+            ModelConfig::Linear => "linear".into(),
+            ModelConfig::Cnn => "cnn".into(),
+        }
+    }
+}
+
+fn parse_hidden(s: &str) -> Result<Vec<usize>> {
+    let bad = || {
+        Error::invalid(format!(
+            "--hidden {s}: expected comma-separated positive layer widths, e.g. 256,128"
+        ))
+    };
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    if v.is_empty() || v.contains(&0) {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+#[derive(Debug, Clone)]
+enum Layer {
+    Linear { w: Var, b: Var },
+    Conv { w: Var, b: Var },
+    Relu,
+    MaxPool2,
+    Flatten,
+}
+
+/// A classifier over images of `shape`, with named, seeded parameters.
+#[derive(Debug, Clone)]
+pub struct Model {
+    config: ModelConfig,
+    shape: ImageShape,
+    layers: Vec<Layer>,
+    /// Sorted by name, so optimizers and checkpoints see one fixed order.
+    params: Vec<(String, Var)>,
+}
+
+struct Init {
+    rng: ChaCha8Rng,
+    device: Device,
+    params: Vec<(String, Var)>,
+}
+
+impl Init {
+    fn uniform(&mut self, name: String, dims: &[usize], fan_in: usize) -> Result<Var> {
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| self.rng.random_range(-bound..bound))
+            .collect();
+        let var = Var::from_tensor(&Tensor::from_vec(v, dims, &self.device)?)?;
+        self.params.push((name, var.clone()));
+        Ok(var)
+    }
+
+    fn linear(&mut self, name: &str, fan_in: usize, out: usize) -> Result<Layer> {
+        let w = self.uniform(format!("{name}.weight"), &[out, fan_in], fan_in)?;
+        let b = self.uniform(format!("{name}.bias"), &[out], fan_in)?;
+        Ok(Layer::Linear { w, b })
+    }
+
+    fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize) -> Result<Layer> {
+        let fan_in = cin * k * k;
+        let w = self.uniform(format!("{name}.weight"), &[cout, cin, k, k], fan_in)?;
+        let b = self.uniform(format!("{name}.bias"), &[cout], fan_in)?;
+        Ok(Layer::Conv { w, b })
+    }
+}
+
+impl Model {
+    pub fn new(
+        config: &ModelConfig,
+        shape: ImageShape,
+        classes: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut init = Init {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device: device.clone(),
+            params: Vec::new(),
+        };
+        let mut layers = Vec::new();
+        match config {
+            ModelConfig::Linear => layers.push(init.linear("fc1", shape.len(), classes)?),
+            ModelConfig::Mlp { hidden } => {
+                let mut fan_in = shape.len();
+                for (i, &h) in hidden.iter().enumerate() {
+                    layers.push(init.linear(&format!("fc{}", i + 1), fan_in, h)?);
+                    layers.push(Layer::Relu);
+                    fan_in = h;
+                }
+                layers.push(init.linear(&format!("fc{}", hidden.len() + 1), fan_in, classes)?);
+            }
+            ModelConfig::Cnn => {
+                let after = |s: usize| (s.saturating_sub(2)) / 2; // conv3 (valid), then pool 2
+                let (h, w) = (after(after(shape.height)), after(after(shape.width)));
+                if h == 0 || w == 0 {
+                    return Err(Error::invalid(format!(
+                        "--model cnn: images of {}x{} are too small (need at least 10x10)",
+                        shape.height, shape.width
+                    )));
+                }
+                layers.push(init.conv("conv1", shape.channels, 32, 3)?);
+                layers.push(Layer::Relu);
+                layers.push(Layer::MaxPool2);
+                layers.push(init.conv("conv2", 32, 64, 3)?);
+                layers.push(Layer::Relu);
+                layers.push(Layer::MaxPool2);
+                layers.push(Layer::Flatten);
+                layers.push(init.linear("fc1", 64 * h * w, 128)?);
+                layers.push(Layer::Relu);
+                layers.push(init.linear("fc2", 128, classes)?);
+            }
+        }
+        let mut params = init.params;
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self {
+            config: config.clone(),
+            shape,
+            layers,
+            params,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Logits for a batch `x` of shape `(B, C·H·W)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        if matches!(self.config, ModelConfig::Cnn) {
+            let s = self.shape;
+            h = h.reshape((h.dim(0)?, s.channels, s.height, s.width))?;
+        }
+        for layer in &self.layers {
+            h = match layer {
+                Layer::Linear { w, b } => h.matmul(&w.t()?)?.broadcast_add(b)?,
+                Layer::Conv { w, b } => h
+                    .conv2d(w, 0, 1, 1, 1)?
+                    .broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+                Layer::Relu => h.relu()?,
+                Layer::MaxPool2 => h.max_pool2d(2)?,
+                Layer::Flatten => h.flatten_from(1)?,
+            };
+        }
+        Ok(h)
+    }
+
+    /// Parameters, sorted by name.
+    pub fn named_vars(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Deep copies of every parameter (`Var::set` writes in place, so clones would alias).
+    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.params
+            .iter()
+            .map(|(_, v)| Ok(v.as_tensor().copy()?))
+            .collect()
+    }
+
+    pub fn restore(&self, snapshot: &[Tensor]) -> Result<()> {
+        for ((_, v), t) in self.params.iter().zip(snapshot) {
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Parameters by name, for checkpoints.
+    pub fn tensors(&self) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Loads parameters saved by [`Model::tensors`] (a safetensors checkpoint).
+    pub fn load_tensors(&self, path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, v) in &self.params {
+            let t = tensors.get(name).ok_or_else(|| {
+                Error::data(path, format!("checkpoint has no tensor '{name}'"))
+            })?;
+            if t.dims() != v.dims() {
+                return Err(Error::data(
+                    path,
+                    format!("tensor '{name}' is {:?}, the model needs {:?}", t.dims(), v.dims()),
+                ));
+            }
+            v.set(&t.to_dtype(DType::F32)?.to_device(v.device())?)?;
+        }
+        Ok(())
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MNIST: ImageShape = ImageShape {
+        channels: 1,
+        height: 28,
+        width: 28,
+    };
+
+    #[test]
+    fn same_seed_same_bits_other_seed_other_bits() {
+        let dev = Device::Cpu;
+        let cfg = ModelConfig::default();
+        let a = Model::new(&cfg, MNIST, 10, 7, &dev).unwrap();
+        let b = Model::new(&cfg, MNIST, 10, 7, &dev).unwrap();
+        let c = Model::new(&cfg, MNIST, 10, 8, &dev).unwrap();
+        let flat = |m: &Model| -> Vec<f32> {
+            m.vars()
+                .iter()
+                .flat_map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        assert_eq!(flat(&a), flat(&b));
+        assert_ne!(flat(&a), flat(&c));
+        assert_eq!(a.num_params(), 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+        let names: Vec<&str> = a.named_vars().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "fc3.bias", "fc3.weight"]);
+        // PyTorch's bound U(±1/sqrt(fan_in)): 1/28 for fc1, 1/16 for fc2; and it is used.
+        for (name, v) in a.named_vars() {
+            let bound = if name.starts_with("fc1") { 1.0 / 28.0 } else if name.starts_with("fc2") { 1.0 / 16.0 } else { 1.0 / 128f32.sqrt() };
+            let w: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            let max = w.iter().fold(0f32, |m, x| m.max(x.abs()));
+            assert!(max <= bound && (name.ends_with("bias") || max > 0.9 * bound), "{name}: {max} vs {bound}");
+        }
+    }
+
+    #[test]
+    fn every_architecture_gives_logits_per_class() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((3, 784), DType::F32, &dev).unwrap();
+        for cfg in [ModelConfig::default(), ModelConfig::Linear, ModelConfig::Cnn] {
+            let m = Model::new(&cfg, MNIST, 10, 1, &dev).unwrap();
+            assert_eq!(m.forward(&x).unwrap().dims(), &[3, 10], "{cfg:?}");
+        }
+        let cifar = ImageShape { channels: 3, height: 32, width: 32 };
+        let m = Model::new(&ModelConfig::Cnn, cifar, 10, 1, &dev).unwrap();
+        let x = Tensor::zeros((2, 3072), DType::F32, &dev).unwrap();
+        assert_eq!(m.forward(&x).unwrap().dims(), &[2, 10]);
+    }
+
+    #[test]
+    fn snapshot_restores_bit_for_bit() {
+        let dev = Device::Cpu;
+        let m = Model::new(&ModelConfig::Linear, MNIST, 10, 3, &dev).unwrap();
+        let snap = m.snapshot().unwrap();
+        let before: Vec<f32> = m.vars()[1].flatten_all().unwrap().to_vec1().unwrap();
+        m.vars()[1].set(&m.vars()[1].affine(2.0, 1.0).unwrap()).unwrap();
+        m.restore(&snap).unwrap();
+        let after: Vec<f32> = m.vars()[1].flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn bad_model_flags_are_explained() {
+        assert_eq!(
+            ModelConfig::parse("resnet", "").unwrap_err().to_string(),
+            "--model resnet: unknown model (allowed: mlp, linear, cnn)"
+        );
+        assert!(ModelConfig::parse("mlp", "256,0").unwrap_err().to_string().contains("--hidden 256,0"));
+        assert_eq!(
+            ModelConfig::parse("MLP", "64").unwrap(),
+            ModelConfig::Mlp { hidden: vec![64] }
+        );
+    }
+}
