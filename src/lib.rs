@@ -6,6 +6,7 @@
 //! so it works on any candle model.
 
 pub mod check;
+pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod learner;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod range_test;
 pub mod report;
 pub mod schedule;
 pub mod train;

@@ -1,5 +1,86 @@
-#[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
-    #[error("x")]
-    X,
+//! Learning-rate schedules reproducing PyTorch 2.x `torch.optim.lr_scheduler` step for step
+//! (the chainable `get_lr` formulas `step()` uses, not the closed forms), so a run here sees
+//! the same learning rates (and momenta) as the same run in PyTorch.
+//!
+//! Build one from a [`SchedulerConfig`] (JSON or the compact string form) on a [`ParamGroups`],
+//! then call [`LrScheduler::step`] once per epoch or batch (see [`SchedulerConfig::default_interval`]).
+
+pub mod base;
+pub mod chained;
+pub mod config;
+pub mod constant;
+pub mod cosine;
+pub mod cyclic;
+pub mod error;
+pub mod exponential;
+pub mod golden;
+pub mod lambda;
+pub mod one_cycle;
+pub mod plateau;
+pub mod polynomial;
+pub mod sequential;
+pub mod step;
+pub mod warm_restarts;
+
+pub use base::{LrScheduler, ParamGroups};
+pub use chained::ChainedScheduler;
+pub use config::{Interval, SchedulerConfig, SchedulerKind};
+pub use constant::{ConstantLR, LinearLR};
+pub use cosine::CosineAnnealingLR;
+pub use cyclic::{CyclicLR, CyclicMode, CyclicParams, ScaleFn, ScaleMode};
+pub use error::ScheduleError;
+pub use exponential::ExponentialLR;
+pub use golden::{simulate, Trace};
+pub use lambda::{LambdaForm, LambdaLR, LrLambda, MultiplicativeLR};
+pub use one_cycle::{Anneal, OneCycleLR, OneCycleParams};
+pub use plateau::{PlateauMode, PlateauParams, ReduceLROnPlateau, ThresholdMode};
+pub use polynomial::PolynomialLR;
+pub use sequential::SequentialLR;
+pub use step::{MultiStepLR, StepLR};
+pub use warm_restarts::CosineAnnealingWarmRestarts;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::{simulate, ParamGroups, SchedulerConfig};
+
+    /// lr rows of `spec` on SGD groups with momentum 0.9.
+    pub fn run(spec: &str, lrs: &[f64], steps: usize) -> Vec<Vec<f64>> {
+        trace(spec, lrs, steps).0
+    }
+
+    /// (lr rows, momentum rows).
+    pub fn trace(spec: &str, lrs: &[f64], steps: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+        let cfg = SchedulerConfig::parse(spec).unwrap_or_else(|e| panic!("{e}"));
+        let groups = ParamGroups::new(lrs.to_vec(), Some(vec![0.9; lrs.len()]));
+        let t = simulate(&cfg, groups, steps, None).unwrap_or_else(|e| panic!("{e}"));
+        (t.lr, t.momentum.unwrap_or_default())
+    }
+
+    /// Group 0's lr per row.
+    pub fn run1(spec: &str, steps: usize) -> Vec<f64> {
+        run(spec, &[1.0], steps).into_iter().map(|r| r[0]).collect()
+    }
+
+    pub fn assert_close(actual: &[f64], expected: &[f64]) {
+        assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            assert!(
+                (a - e).abs() <= 1e-12 * e.abs().max(1.0),
+                "row {i}: {a} != {e}\nactual:   {actual:?}\nexpected: {expected:?}"
+            );
+        }
+    }
+
+    /// The build error of `spec` on `n` groups.
+    pub fn build_err(spec: &str, n: usize) -> String {
+        let cfg = match SchedulerConfig::parse(spec) {
+            Ok(c) => c,
+            Err(e) => return e.to_string(),
+        };
+        let mut g = ParamGroups::new(vec![0.1; n], Some(vec![0.9; n]));
+        match cfg.build(&mut g) {
+            Ok(_) => panic!("{spec} built"),
+            Err(e) => e.to_string(),
+        }
+    }
 }

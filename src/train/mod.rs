@@ -1,1 +1,329 @@
-//! Training.
+//! A full training run: epochs over the data at a chosen LR, any scheduler, evaluation on the
+//! test split after each epoch, early stopping, checkpoints and exact resume.
+
+pub mod run_dir;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::data::batches::{batches_per_epoch, epoch_batches};
+use crate::data::DeviceData;
+use crate::device::DeviceSpec;
+use crate::error::{Error, Result};
+use crate::learner::{Learner, StepLoss};
+use crate::range_test::Setup;
+use crate::schedule::{Interval, LrScheduler, ParamGroups, SchedulerConfig};
+
+pub use run_dir::RunDir;
+
+/// Where the training LR came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LrSource {
+    Given,
+    Suggested { report: String, rule: String },
+}
+
+/// Everything that defines a training run (saved as `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub setup: Setup,
+    pub device: String,
+    pub lr: f64,
+    pub lr_source: LrSource,
+    pub epochs: usize,
+    pub scheduler: Option<SchedulerConfig>,
+    /// When the scheduler steps; `None` is the scheduler's PyTorch convention.
+    pub schedule_every: Option<Interval>,
+    /// Stop after this many epochs without a lower validation loss.
+    pub patience: Option<usize>,
+    pub eval_batch_size: usize,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(format!(
+                "--lr {}: must be a positive finite learning rate",
+                self.lr
+            )));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs 0: must be at least 1"));
+        }
+        if self.setup.batch_size == 0 {
+            return Err(Error::invalid("--batch-size 0: must be at least 1"));
+        }
+        if self.patience == Some(0) {
+            return Err(Error::invalid("--patience 0: must be at least 1"));
+        }
+        self.setup.optimizer.validate()?;
+        if let Some(s) = &self.scheduler {
+            if s.needs_metric() && self.interval() == Interval::Step {
+                return Err(Error::invalid(
+                    "--schedule-every step: ReduceLROnPlateau is fed the validation loss, so it steps once per epoch",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The stepping interval in force.
+    pub fn interval(&self) -> Interval {
+        match (&self.schedule_every, &self.scheduler) {
+            (Some(i), _) => *i,
+            (None, Some(s)) => s.default_interval(),
+            (None, None) => Interval::Epoch,
+        }
+    }
+
+    /// The scheduler config with OneCycleLR's `total_steps` filled in from the run's length.
+    fn scheduler_for(&self, batches: usize) -> Option<SchedulerConfig> {
+        self.scheduler.clone().map(|mut s| {
+            let total = match self.interval() {
+                Interval::Step => self.epochs * batches,
+                Interval::Epoch => self.epochs,
+            };
+            s.fill_total_steps(total);
+            s
+        })
+    }
+}
+
+/// One epoch's numbers (a line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    /// LR at the epoch's first and last optimizer step.
+    pub lr: f64,
+    pub lr_end: f64,
+    /// SGD momentum / Adam beta1 at the epoch's end.
+    pub momentum: f64,
+    pub seconds: f64,
+}
+
+/// What a run has done so far; with the checkpoint, enough to resume exactly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub optimizer_step: u64,
+    /// Metrics given to the scheduler at each of its steps (None for non-metric steps), so a
+    /// resumed run can replay the scheduler to exactly the state it had.
+    pub scheduler_steps: Vec<Option<f64>>,
+    pub best_val_loss: Option<f64>,
+    pub best_epoch: Option<usize>,
+    pub epochs_without_improvement: usize,
+    pub history: Vec<EpochMetrics>,
+}
+
+/// How a call to [`Run::train`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    EarlyStopped,
+    Interrupted,
+}
+
+/// Sees the run as it goes: batches (for progress; may interrupt) and finished epochs.
+pub trait Observer {
+    fn batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+    /// Called after each finished epoch, with the run in its end-of-epoch state.
+    fn epoch_end(&mut self, _run: &Run, _metrics: &EpochMetrics, _improved: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Observer for () {}
+
+pub struct Run {
+    pub config: TrainConfig,
+    pub learner: Learner,
+    pub state: TrainState,
+    scheduler: Option<Box<dyn LrScheduler>>,
+    groups: ParamGroups,
+    batches: usize,
+}
+
+impl Run {
+    /// A fresh run: model from the seed, optimizer at `config.lr`, scheduler constructed.
+    pub fn new(config: TrainConfig, data: DeviceData, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let model = config.setup.model(&data, device)?;
+        let optimizer = config.setup.optimizer.build(model.vars(), config.lr)?;
+        let batches = batches_per_epoch(data.train_len(), config.setup.batch_size);
+        let learner = Learner::new(
+            model,
+            optimizer,
+            data,
+            config.setup.batch_size,
+            1,
+            StepLoss::TrainBatch,
+            config.setup.order_seed(),
+        )?;
+        let mut groups = ParamGroups::new(vec![config.lr], Some(vec![config.setup.optimizer.momentum()]));
+        let scheduler = match config.scheduler_for(batches) {
+            Some(s) => Some(s.build(&mut groups)?),
+            None => None,
+        };
+        let mut run = Self {
+            config,
+            learner,
+            state: TrainState::default(),
+            scheduler,
+            groups,
+            batches,
+        };
+        run.apply_groups();
+        Ok(run)
+    }
+
+    /// Continues a run from its checkpoint: weights, optimizer state, and the scheduler
+    /// replayed through the steps it took.
+    pub fn resume(
+        config: TrainConfig,
+        data: DeviceData,
+        device: &Device,
+        state: TrainState,
+        checkpoint: &HashMap<String, Tensor>,
+        checkpoint_path: &std::path::Path,
+    ) -> Result<Self> {
+        let mut run = Self::new(config, data, device)?;
+        run.learner.model.load_tensors(checkpoint_path, checkpoint)?;
+        let optim: HashMap<String, Tensor> = checkpoint
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        run.learner.optimizer.load_state(&optim, state.optimizer_step)?;
+        if let Some(s) = run.scheduler.as_mut() {
+            for m in &state.scheduler_steps {
+                s.step(&mut run.groups, *m)?;
+            }
+        }
+        run.state = state;
+        run.apply_groups();
+        Ok(run)
+    }
+
+    fn apply_groups(&mut self) {
+        if let Some(lr) = self.groups.lr.first() {
+            self.learner.optimizer.set_learning_rate(*lr);
+        }
+        if let Some(m) = self.groups.momentum.as_ref().and_then(|m| m.first()) {
+            self.learner.optimizer.set_momentum(*m);
+        }
+    }
+
+    fn step_scheduler(&mut self, metric: Option<f64>) -> Result<()> {
+        if let Some(s) = self.scheduler.as_mut() {
+            s.step(&mut self.groups, metric)?;
+            self.state.scheduler_steps.push(metric);
+            self.apply_groups();
+        }
+        Ok(())
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.batches
+    }
+
+    /// Model weights and optimizer state (prefixed `optim.`) for a checkpoint.
+    pub fn checkpoint_tensors(&self) -> HashMap<String, Tensor> {
+        let mut t = self.learner.model.tensors();
+        let (optim, _) = self.learner.optimizer.state();
+        t.extend(optim.into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
+        t
+    }
+
+    /// Trains the remaining epochs.
+    pub fn train(&mut self, observer: &mut dyn Observer) -> Result<Outcome> {
+        let interval = self.config.interval();
+        let n = self.learner.data.train_len();
+        let bs = self.config.setup.batch_size;
+        while self.state.epochs_done < self.config.epochs {
+            let epoch = self.state.epochs_done;
+            let t = Instant::now();
+            let lr_start = self.learner.optimizer.learning_rate();
+            let mut lr_end = lr_start;
+            let (mut loss_sum, mut seen) = (0.0, 0usize);
+            let order = epoch_batches(n, bs, self.config.setup.order_seed(), epoch);
+            for (i, idx) in order.iter().enumerate() {
+                let batch = self.learner.data.train_batch(idx)?;
+                lr_end = self.learner.optimizer.learning_rate();
+                let lr = lr_end;
+                let loss = self.learner.step_on(std::slice::from_ref(&batch), lr)?;
+                if !loss.is_finite() {
+                    return Err(Error::invalid(format!(
+                        "training diverged: the loss became {loss} in epoch {} at LR {lr:.3e}; try a lower --lr",
+                        epoch + 1
+                    )));
+                }
+                loss_sum += loss * idx.len() as f64;
+                seen += idx.len();
+                if interval == Interval::Step {
+                    self.step_scheduler(None)?;
+                }
+                if observer.batch(epoch, i, order.len(), loss).is_break() {
+                    return Ok(Outcome::Interrupted);
+                }
+            }
+            let (val_loss, val_accuracy) = self
+                .learner
+                .evaluate(self.learner.data.test_len(), self.config.eval_batch_size)?;
+            if interval == Interval::Epoch {
+                let needs = self.scheduler.is_some()
+                    && self.config.scheduler.as_ref().is_some_and(|s| s.needs_metric());
+                self.step_scheduler(needs.then_some(val_loss))?;
+            }
+            let improved = self.state.best_val_loss.is_none_or(|b| val_loss < b);
+            if improved {
+                self.state.best_val_loss = Some(val_loss);
+                self.state.best_epoch = Some(epoch + 1);
+                self.state.epochs_without_improvement = 0;
+            } else {
+                self.state.epochs_without_improvement += 1;
+            }
+            let metrics = EpochMetrics {
+                epoch: epoch + 1,
+                train_loss: loss_sum / seen.max(1) as f64,
+                val_loss,
+                val_accuracy,
+                lr: lr_start,
+                lr_end,
+                momentum: self.learner.optimizer.momentum(),
+                seconds: t.elapsed().as_secs_f64(),
+            };
+            self.state.epochs_done += 1;
+            self.state.optimizer_step = self.learner.optimizer.state().1;
+            self.state.history.push(metrics.clone());
+            observer.epoch_end(self, &metrics, improved)?;
+            if self
+                .config
+                .patience
+                .is_some_and(|p| self.state.epochs_without_improvement >= p)
+            {
+                return Ok(Outcome::EarlyStopped);
+            }
+        }
+        Ok(Outcome::Completed)
+    }
+}
+
+/// Opens the device named in `config` and loads its data.
+pub fn prepare(config: &TrainConfig) -> Result<(Device, DeviceData)> {
+    let device: DeviceSpec = config.device.parse()?;
+    let device = device.open()?;
+    let ds = config.setup.load_data()?;
+    let data = DeviceData::new(ds, &device)?;
+    Ok((device, data))
+}

@@ -1,0 +1,182 @@
+//! `lrfind check`: exit 0 when the suggestion is stable (and near the baseline), 1 when not.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::{SetupArgs, SweepArgs};
+use super::progress;
+use crate::check::{read_baseline, run_check, CheckConfig, CheckReport};
+use crate::error::Result;
+use crate::plot::{self, CheckCurve, CheckPlot, PlotFormat};
+use crate::report::atomic::check_writable;
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Number of seeds (--seed, --seed+1, …), each a full range test
+    #[arg(long, value_name = "K", default_value_t = 5, help_heading = "Check")]
+    pub seeds: usize,
+    /// Fail when the suggestions spread over more than this many decades (log10 max/min)
+    #[arg(long, value_name = "D", default_value_t = 0.3, help_heading = "Check", allow_hyphen_values = true)]
+    pub max_spread: f64,
+    /// A report saved earlier (lrfind or lrfind check JSON) to compare the median with
+    #[arg(long, value_name = "FILE", help_heading = "Check")]
+    pub baseline: Option<PathBuf>,
+    /// Fail when the median is further than this many decades from the baseline
+    #[arg(long, value_name = "D", default_value_t = 0.25, help_heading = "Check", allow_hyphen_values = true)]
+    pub tolerance: f64,
+    /// Write this run's result to --baseline (atomically) instead of comparing with it
+    #[arg(long, requires = "baseline", help_heading = "Check")]
+    pub update_baseline: bool,
+    /// Skip re-running the first seed to prove the curve is deterministic
+    #[arg(long, help_heading = "Check")]
+    pub no_repeat: bool,
+    /// Where to write the check's JSON report
+    #[arg(long, value_name = "FILE", default_value = "lrfind-check.json", help_heading = "Output")]
+    pub report: PathBuf,
+    /// Plot every seed's smoothed curve and suggestion (.png or .svg)
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub out: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+pub fn run(args: &CheckArgs) -> Result<u8> {
+    let setup = args.setup.resolve(None)?;
+    let range_test = args.sweep.range_test(setup, args.setup.device(None)?)?;
+    if let Some(out) = &args.out {
+        PlotFormat::from_path(out)?;
+        check_writable(out)?;
+    }
+    check_writable(&args.report)?;
+    let baseline = match (&args.baseline, args.update_baseline) {
+        (Some(p), false) => Some((read_baseline(p)?, p.display().to_string())),
+        (Some(p), true) => {
+            check_writable(p)?;
+            None
+        }
+        _ => None,
+    };
+    let config = CheckConfig {
+        range_test,
+        seeds: args.seeds,
+        max_spread: args.max_spread,
+        baseline,
+        tolerance: args.tolerance,
+        repeat: !args.no_repeat,
+    };
+    let runs = config.seeds + usize::from(config.repeat);
+    let pb = progress::bar(
+        (runs * config.range_test.sweep.num_steps) as u64,
+        args.quiet,
+        "{spinner} check [{bar:30}] {msg}",
+    );
+    let steps = config.range_test.sweep.num_steps;
+    let report = run_check(&config, &mut |k, total, e| {
+        pb.set_position((k * steps + e.step + 1) as u64);
+        pb.set_message(format!("run {}/{total} lr {:.2e}", k + 1, e.lr));
+        if progress::interrupted() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    pb.finish_and_clear();
+
+    if let Some(out) = &args.out {
+        write_plot(&report, out)?;
+    }
+    report.write(&args.report)?;
+    if let (Some(p), true) = (&args.baseline, args.update_baseline) {
+        report.write(p)?;
+    }
+    print!("{}", table(&report));
+    if args.update_baseline {
+        if let Some(p) = &args.baseline {
+            println!("baseline written to {}", p.display());
+        }
+    }
+    Ok(if report.stable { 0 } else { 1 })
+}
+
+fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
+    let smoothed: Vec<(Vec<f64>, Vec<f64>)> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let n = run.smoothed.iter().take_while(|s| s.is_some()).count();
+            (run.lrs[..n].to_vec(), run.smoothed[..n].iter().flatten().copied().collect())
+        })
+        .collect();
+    let curves = r
+        .runs
+        .iter()
+        .zip(&smoothed)
+        .map(|(run, (lrs, sm))| CheckCurve {
+            label: format!("seed {}", run.seed),
+            lrs,
+            smoothed: sm,
+            suggestion: run.suggestion,
+        })
+        .collect();
+    plot::check(
+        out,
+        &CheckPlot {
+            curves,
+            baseline: r.baseline_lr,
+            title: format!(
+                "lrfind check: {} on {}, {} ({} rule)",
+                r.settings.model.name(),
+                r.settings.data,
+                r.settings.optimizer.name(),
+                r.rule
+            ),
+        },
+    )?;
+    Ok(())
+}
+
+fn table(r: &CheckReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{:>6}  {:>11}  {:<9} stop", "seed", "suggestion", "rule");
+    for run in &r.runs {
+        let _ = writeln!(
+            s,
+            "{:>6}  {:>11}  {:<9} {}{}",
+            run.seed,
+            run.suggestion.map_or("-".into(), |v| format!("{v:.3e}")),
+            run.rule,
+            run.stop_reason,
+            if run.pinned_by_max { " (pinned by --max)" } else { "" }
+        );
+    }
+    if let (Some(m), Some(sp), Some(sd)) = (r.suggested_lr, r.spread_decades, r.std_log10) {
+        let _ = writeln!(
+            s,
+            "median {m:.3e}, spread {sp:.3} decades (max/min {:.2}x, limit {}), std(log10) {sd:.3}",
+            10f64.powf(sp),
+            r.max_spread
+        );
+    }
+    if let (Some(b), Some(d)) = (r.baseline_lr, r.drift_decades) {
+        let _ = writeln!(s, "baseline {b:.3e}: drift {d:+.3} decades (limit {})", r.tolerance);
+    }
+    match r.repeatable {
+        Some(true) => { let _ = writeln!(s, "repeat of seed {}: identical curve", r.settings.seed); }
+        Some(false) => { let _ = writeln!(s, "repeat of seed {}: DIFFERENT curve", r.settings.seed); }
+        None => {}
+    }
+    if r.stable {
+        let _ = writeln!(s, "verdict: stable");
+    } else {
+        let _ = writeln!(s, "verdict: UNSTABLE: {}", r.failures.join("; "));
+    }
+    s
+}

@@ -1,0 +1,161 @@
+//! `lrfind [OPTIONS]`: the LR range test.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+
+use super::args::{SetupArgs, SweepArgs};
+use super::progress;
+use crate::error::Result;
+use crate::finder::analysis::Outcome;
+use crate::plot::{self, PlotFormat, RangeTestPlot};
+use crate::report::atomic::check_writable;
+use crate::report::RangeTestReport;
+
+#[derive(Args, Debug, Clone)]
+pub struct FindArgs {
+    #[command(flatten)]
+    pub setup: SetupArgs,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Plot loss vs LR to this file (.png or .svg)
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub out: Option<PathBuf>,
+    /// Where to write the JSON report
+    #[arg(long, value_name = "FILE", default_value = "lrfind.json", help_heading = "Output")]
+    pub report: PathBuf,
+    /// Also print the JSON report on stdout (the summary then goes to stderr)
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// No progress bar
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+/// Runs the range test; exit code 0 with a suggestion, 1 without one.
+pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
+    let setup = args.setup.resolve(None)?;
+    let rt = args.sweep.range_test(setup, args.setup.device(None)?)?;
+    // Fail on bad output paths in a second, not after the sweep.
+    if let Some(out) = &args.out {
+        PlotFormat::from_path(out)?;
+        check_writable(out)?;
+    }
+    check_writable(&args.report)?;
+
+    let pb = progress::bar(
+        rt.sweep.num_steps as u64,
+        args.quiet,
+        "{spinner} range test [{bar:30}] {pos}/{len} {msg}",
+    );
+    let mut report = rt.run(&mut |e| {
+        pb.set_position(e.step as u64 + 1);
+        pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
+        if progress::interrupted() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })?;
+    pb.finish_and_clear();
+    report.timings.total_s = started.elapsed().as_secs_f64();
+
+    if let Some(out) = &args.out {
+        write_plot(&report, out)?;
+    }
+    report.write(&args.report)?;
+
+    let summary = summary(&report, args);
+    if args.json {
+        println!("{}", report.to_json());
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    Ok(if report.suggested_lr.is_some() { 0 } else { 1 })
+}
+
+pub fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
+    let (lrs, losses, smoothed) = report.curve.finite();
+    let suggestion = report.analysis.suggestion.as_ref().map(|s| plot::Suggestion {
+        lr: s.lr,
+        loss: s.loss,
+        label: format!("suggested {:.3e} ({})", s.lr, s.rule),
+    });
+    let title = format!(
+        "LR range test: {} on {}, {}",
+        report.settings.model.name(),
+        report.settings.data,
+        report.settings.optimizer.name()
+    );
+    plot::range_test(
+        out,
+        &RangeTestPlot {
+            lrs: &lrs,
+            losses: &losses,
+            smoothed: &smoothed,
+            suggestion,
+            title,
+        },
+    )?;
+    Ok(())
+}
+
+fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let a = &r.analysis;
+    match (&a.suggestion, &a.no_suggestion) {
+        (Some(sg), _) => {
+            let _ = writeln!(s, "suggested learning rate: {:.3e} ({} rule)", sg.lr, sg.rule);
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(s, "no suggestion from the {} rule: {why}", a.chosen_rule);
+        }
+        (None, None) => {}
+    }
+    let others: Vec<String> = a
+        .rules
+        .iter()
+        .filter(|o| o.rule != a.chosen_rule)
+        .map(|o| match &o.outcome {
+            Outcome::Suggested(sg) => format!("{} {:.3e}", o.rule, sg.lr),
+            Outcome::None { .. } => format!("{} -", o.rule),
+        })
+        .collect();
+    let _ = writeln!(s, "  other rules: {}", others.join(", "));
+    let _ = writeln!(
+        s,
+        "  sweep: {} of {} steps, {:.1e} → {:.1e}, {}",
+        r.curve.lrs.len(),
+        r.sweep.num_steps,
+        r.sweep.min_lr,
+        r.sweep.max_lr,
+        r.stop_reason
+    );
+    if a.pinned_by_max {
+        let _ = writeln!(
+            s,
+            "warning: the loss never turned upward up to --max {}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {})",
+            r.sweep.max_lr,
+            r.sweep.max_lr * 100.0
+        );
+    }
+    if r.interrupted {
+        let _ = writeln!(s, "warning: interrupted; the report holds the steps measured so far");
+    }
+    let _ = writeln!(
+        s,
+        "  {:.2} s in all ({:.0} steps/s); wrote {}{}",
+        r.timings.total_s,
+        r.timings.steps_per_s,
+        args.report.display(),
+        args.out
+            .as_ref()
+            .map(|p| format!(", {}", p.display()))
+            .unwrap_or_default()
+    );
+    s
+}

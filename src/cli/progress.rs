@@ -1,0 +1,50 @@
+//! Progress bars on stderr, hidden under `--quiet` or when stderr is not a terminal.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Set by the Ctrl-C handler; loops check it between steps and stop cleanly.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// First Ctrl-C: finish the current step and write what was measured. Second: exit now.
+pub fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: finishing the current step and saving what was measured (Ctrl-C again to abort)");
+    });
+}
+
+pub fn visible(quiet: bool) -> bool {
+    !quiet && std::io::stderr().is_terminal()
+}
+
+pub fn bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(
+        Some(len),
+        if visible(quiet) {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+pub fn multi(quiet: bool) -> MultiProgress {
+    MultiProgress::with_draw_target(if visible(quiet) {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    })
+}

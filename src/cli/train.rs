@@ -1,0 +1,322 @@
+//! `lrfind train`: a full training run at the suggested (or a given) LR.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::ProgressBar;
+
+use super::args::SetupArgs;
+use super::progress;
+use crate::error::{Error, Result};
+use crate::plot::PlotFormat;
+use crate::report::RangeTestReport;
+use crate::schedule::{Interval, SchedulerConfig};
+use crate::train::{self, EpochMetrics, LrSource, Observer, Outcome, Run, RunDir, TrainConfig};
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Train at the LR suggested by the range-test report (--report)
+    #[arg(long, conflicts_with = "lr", help_heading = "Learning rate")]
+    pub use_suggested: bool,
+    /// Train at this LR (no report needed)
+    #[arg(long, value_name = "LR", help_heading = "Learning rate", allow_hyphen_values = true)]
+    pub lr: Option<f64>,
+    /// The range-test report to read data/model/optimizer/seed/batch size and the suggestion from
+    #[arg(long, value_name = "FILE", default_value = "lrfind.json", help_heading = "Learning rate")]
+    pub report: PathBuf,
+
+    #[command(flatten)]
+    pub setup: SetupArgs,
+
+    /// Number of epochs [default: 5; with --resume: the run's own]
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    pub epochs: Option<usize>,
+    /// LR scheduler, PyTorch style, e.g. 'StepLR(step_size=30, gamma=0.1)', 'OneCycleLR(max_lr=0.1)',
+    /// 'ReduceLROnPlateau(mode=min, patience=5)'; names are case-insensitive
+    #[arg(long, value_name = "SPEC", conflicts_with = "scheduler_file", help_heading = "Training")]
+    pub scheduler: Option<String>,
+    /// LR scheduler from a JSON file: {"scheduler": "StepLR", "params": {...}, "children": [...]}
+    #[arg(long, value_name = "FILE", help_heading = "Training")]
+    pub scheduler_file: Option<PathBuf>,
+    /// When the scheduler steps: step (every batch) or epoch. Default as in PyTorch: every batch
+    /// for OneCycleLR and CyclicLR, every epoch for the others (ReduceLROnPlateau always per
+    /// epoch, fed the validation loss)
+    #[arg(long, value_name = "WHEN", value_parser = parse_interval, help_heading = "Training")]
+    pub schedule_every: Option<Interval>,
+    /// Stop early after this many epochs without a lower validation loss
+    #[arg(long, value_name = "N", help_heading = "Training")]
+    pub patience: Option<usize>,
+    /// Batch size for evaluation
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Training")]
+    pub eval_batch_size: usize,
+
+    /// Run directory [default: runs/<timestamp>]
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub out_dir: Option<PathBuf>,
+    /// Continue the run in DIR from its last finished epoch (with --epochs: up to that many)
+    #[arg(long, value_name = "DIR", help_heading = "Output", conflicts_with_all = ["use_suggested", "lr", "scheduler", "scheduler_file", "out_dir"])]
+    pub resume: Option<PathBuf>,
+    /// Format of the curves plot: png or svg
+    #[arg(long, value_name = "FMT", default_value = "png", help_heading = "Output")]
+    pub plot_format: String,
+    /// No progress bars
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+}
+
+fn parse_interval(s: &str) -> std::result::Result<Interval, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "step" | "batch" => Ok(Interval::Step),
+        "epoch" => Ok(Interval::Epoch),
+        _ => Err(format!("'{s}' is not step or epoch")),
+    }
+}
+
+fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
+    match (&args.scheduler, &args.scheduler_file) {
+        (Some(spec), _) => Ok(Some(SchedulerConfig::parse(spec)?)),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Error::invalid(format!("--scheduler-file {}: {e}", file.display()))
+            })?;
+            Ok(Some(SchedulerConfig::from_json(&text).map_err(|e| {
+                Error::invalid(format!("--scheduler-file {}: {e}", file.display()))
+            })?))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The run's settings from the flags and, with --use-suggested, the report.
+fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
+    let epochs = args.epochs.unwrap_or(5);
+    if epochs == 0 {
+        return Err(Error::invalid("--epochs 0: must be at least 1"));
+    }
+    let (setup, lr, source, device) = if args.use_suggested {
+        let report = RangeTestReport::read(&args.report)?;
+        if let Some(d) = args.setup.data {
+            if d != report.settings.data {
+                return Err(Error::invalid(format!(
+                    "--data {d}: the report {} is from a range test on {}; run `lrfind --data {d}` first, or pass --lr",
+                    args.report.display(),
+                    report.settings.data
+                )));
+            }
+        }
+        let lr = report.suggested_lr.ok_or_else(|| {
+            Error::invalid(format!(
+                "--use-suggested: the report {} has no suggestion ({}); rerun the range test with a wider range, or pass --lr",
+                args.report.display(),
+                report
+                    .analysis
+                    .no_suggestion
+                    .as_ref()
+                    .map_or("none".into(), |e| e.to_string())
+            ))
+        })?;
+        let base = crate::range_test::Setup {
+            data: report.settings.data,
+            data_dir: match report.settings.data_origin.as_str() {
+                "embedded" | "hub" => None,
+                dir => Some(PathBuf::from(dir)),
+            },
+            model: report.settings.model.clone(),
+            optimizer: report.settings.optimizer.clone(),
+            seed: report.settings.seed,
+            batch_size: report.settings.batch_size,
+        };
+        let source = LrSource::Suggested {
+            report: args.report.display().to_string(),
+            rule: report.rule.to_string(),
+        };
+        (args.setup.resolve(Some(&base))?, lr, source, args.setup.device(None)?)
+    } else if let Some(lr) = args.lr {
+        (args.setup.resolve(None)?, lr, LrSource::Given, args.setup.device(None)?)
+    } else {
+        return Err(Error::invalid(
+            "lrfind train needs --use-suggested (with a report from `lrfind`) or --lr LR",
+        ));
+    };
+    let config = TrainConfig {
+        setup,
+        device: device.to_string(),
+        lr,
+        lr_source: source,
+        epochs,
+        scheduler: scheduler(args)?,
+        schedule_every: args.schedule_every,
+        patience: args.patience,
+        eval_batch_size: args.eval_batch_size.max(1),
+    };
+    config.validate()?;
+    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads.
+    if let Some(s) = &config.scheduler {
+        let mut s = s.clone();
+        s.fill_total_steps(1_000_000);
+        let mut groups = crate::schedule::ParamGroups::new(
+            vec![config.lr],
+            Some(vec![config.setup.optimizer.momentum()]),
+        );
+        s.build(&mut groups)?;
+    }
+    Ok(config)
+}
+
+fn default_out_dir() -> PathBuf {
+    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    PathBuf::from("runs").join(ts.replace(':', "-").trim_end_matches('Z'))
+}
+
+struct Cli {
+    dir: RunDir,
+    epochs_bar: ProgressBar,
+    batch_bar: ProgressBar,
+    total_epochs: usize,
+}
+
+impl Observer for Cli {
+    fn batch(&mut self, _epoch: usize, batch: usize, batches: usize, loss: f64) -> ControlFlow<()> {
+        if batch == 0 {
+            self.batch_bar.set_length(batches as u64);
+            self.batch_bar.set_position(0);
+        }
+        self.batch_bar.inc(1);
+        if batch % 16 == 0 {
+            self.batch_bar.set_message(format!("loss {loss:.4}"));
+        }
+        if progress::interrupted() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn epoch_end(&mut self, run: &Run, m: &EpochMetrics, improved: bool) -> Result<()> {
+        self.dir.epoch_end(run, m, improved)?;
+        self.epochs_bar.inc(1);
+        self.epochs_bar.suspend(|| {
+            println!(
+                "epoch {}/{}: train loss {:.4}, val loss {:.4}, val acc {:.2}%, lr {:.3e}{}, {:.1} s",
+                m.epoch,
+                self.total_epochs,
+                m.train_loss,
+                m.val_loss,
+                m.val_accuracy * 100.0,
+                m.lr,
+                if (m.lr_end - m.lr).abs() > 1e-15 * m.lr.abs() {
+                    format!(" → {:.3e}", m.lr_end)
+                } else {
+                    String::new()
+                },
+                m.seconds
+            )
+        });
+        Ok(())
+    }
+}
+
+pub fn run(args: &TrainArgs) -> Result<u8> {
+    let plot_format = PlotFormat::from_path(Path::new(&format!("curves.{}", args.plot_format)))?;
+    let (mut run, dir) = match &args.resume {
+        Some(path) => {
+            let device = args.setup.device(None)?.open()?;
+            let (dir, mut config, state, ckpt) = RunDir::open(path, &device)?;
+            if let Some(e) = args.epochs {
+                if e < state.epochs_done {
+                    return Err(Error::invalid(format!(
+                        "--epochs {e}: the run in {} has already finished {} epochs",
+                        path.display(),
+                        state.epochs_done
+                    )));
+                }
+                config.epochs = e;
+            }
+            let ds = config.setup.load_data()?;
+            let data = crate::data::DeviceData::new(ds, &device)?;
+            let run = Run::resume(config, data, &device, state, &ckpt, &dir.file(train::run_dir::CHECKPOINT))?;
+            dir.write_config(&run.config)?;
+            println!(
+                "resuming {} after epoch {} of {}",
+                path.display(),
+                run.state.epochs_done,
+                run.config.epochs
+            );
+            (run, dir)
+        }
+        None => {
+            let config = resolve(args)?;
+            let out = args.out_dir.clone().unwrap_or_else(default_out_dir);
+            let dir = RunDir::create(&out, plot_format)?;
+            let (device, data) = train::prepare(&config)?;
+            let run = Run::new(config, data, &device)?;
+            dir.write_config(&run.config)?;
+            println!(
+                "training {} on {} with {} at lr {:.3e} for {} epochs → {}",
+                run.config.setup.model.name(),
+                run.config.setup.data,
+                run.config.setup.optimizer.name(),
+                run.config.lr,
+                run.config.epochs,
+                out.display()
+            );
+            (run, dir)
+        }
+    };
+    let multi = progress::multi(args.quiet);
+    let epochs_bar = multi.add(progress::bar(
+        run.config.epochs as u64,
+        args.quiet,
+        "epochs [{bar:20}] {pos}/{len} {elapsed}",
+    ));
+    epochs_bar.set_position(run.state.epochs_done as u64);
+    let batch_bar = multi.add(progress::bar(
+        run.batches_per_epoch() as u64,
+        args.quiet,
+        "batches [{bar:30}] {pos}/{len} {msg}",
+    ));
+    let total_epochs = run.config.epochs;
+    let mut obs = Cli {
+        dir: dir.clone(),
+        epochs_bar,
+        batch_bar,
+        total_epochs,
+    };
+    let outcome = run.train(&mut obs)?;
+    obs.batch_bar.finish_and_clear();
+    obs.epochs_bar.finish_and_clear();
+    let s = &run.state;
+    let last = s.history.last();
+    match outcome {
+        Outcome::Completed | Outcome::EarlyStopped => {
+            if outcome == Outcome::EarlyStopped {
+                println!(
+                    "early stop: no lower validation loss for {} epochs",
+                    s.epochs_without_improvement
+                );
+            }
+            if let Some(m) = last {
+                println!(
+                    "final: val acc {:.2}%, val loss {:.4}; best val loss {:.4} at epoch {}; files in {}",
+                    m.val_accuracy * 100.0,
+                    m.val_loss,
+                    s.best_val_loss.unwrap_or(f64::NAN),
+                    s.best_epoch.unwrap_or(0),
+                    dir.path.display()
+                );
+            }
+            Ok(0)
+        }
+        Outcome::Interrupted => {
+            println!(
+                "interrupted during epoch {}: {} holds everything up to epoch {}; continue with `lrfind train --resume {}`",
+                s.epochs_done + 1,
+                dir.path.display(),
+                s.epochs_done,
+                dir.path.display()
+            );
+            Ok(130)
+        }
+    }
+}

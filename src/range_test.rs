@@ -1,0 +1,142 @@
+//! The whole range test on lrfind's own models: data → model → sweep → analysis → report.
+//! (For your own model, call [`crate::finder::find_lr`] with a [`crate::finder::TrainStep`].)
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, DataSource, Dataset, DeviceData};
+use crate::device::{describe, DeviceSpec};
+use crate::error::Result;
+use crate::finder::{self, analyse, Rule, StepEvent, SweepConfig};
+use crate::learner::{Learner, StepLoss};
+use crate::model::{Model, ModelConfig};
+use crate::optim::OptimizerConfig;
+use crate::report::{RangeTestReport, RunSettings, Timings};
+
+/// Data, model and optimizer: what a range test and a training run share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    pub data: DataSource,
+    pub data_dir: Option<PathBuf>,
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+impl Setup {
+    pub fn load_data(&self) -> Result<Dataset> {
+        data::load(self.data, self.data_dir.as_deref())
+    }
+
+    /// The model for this seed; its weights depend on the seed alone.
+    pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
+        Model::new(&self.model, data.shape, data.classes, self.seed, device)
+    }
+
+    /// The data order gets its own stream, so seeds vary order and weights independently.
+    pub fn order_seed(&self) -> u64 {
+        self.seed ^ 0x9e37_79b9_7f4a_7c15
+    }
+}
+
+/// A range test to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeTest {
+    pub setup: Setup,
+    pub device: DeviceSpec,
+    pub accumulate: usize,
+    pub step_loss: StepLoss,
+    pub sweep: SweepConfig,
+    pub rule: Rule,
+}
+
+impl RangeTest {
+    /// Checks every setting that needs no data, so bad input fails before any work.
+    pub fn validate(&self) -> Result<()> {
+        self.sweep.validate()?;
+        self.setup.optimizer.validate()?;
+        if self.setup.batch_size == 0 {
+            return Err(crate::Error::invalid("--batch-size 0: must be at least 1"));
+        }
+        if self.accumulate == 0 {
+            return Err(crate::Error::invalid("--accumulate 0: must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Runs it on data already on the device (`lrfind check` loads once for every seed).
+    pub fn run_on(
+        &self,
+        data: &DeviceData,
+        device: &candle_core::Device,
+        data_origin: &str,
+        observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+    ) -> Result<RangeTestReport> {
+        self.validate()?;
+        let model = self.setup.model(data, device)?;
+        let optimizer = self.setup.optimizer.build(model.vars(), self.sweep.min_lr)?;
+        let mut learner = Learner::new(
+            model,
+            optimizer,
+            data.clone(),
+            self.setup.batch_size,
+            self.accumulate,
+            self.step_loss,
+            self.setup.order_seed(),
+        )?;
+        let t = Instant::now();
+        let curve = finder::find_lr(&mut learner, &self.sweep, observe)?;
+        let sweep_s = t.elapsed().as_secs_f64();
+        let analysis = analyse(&curve, self.sweep.window, self.rule);
+        let steps = curve.lrs.len();
+        Ok(RangeTestReport {
+            tool: "lrfind".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings: RunSettings {
+                data: self.setup.data,
+                data_origin: data_origin.to_string(),
+                model: self.setup.model.clone(),
+                optimizer: self.setup.optimizer.clone(),
+                seed: self.setup.seed,
+                device: describe(device),
+                batch_size: self.setup.batch_size,
+                accumulate: self.accumulate,
+                step_loss: self.step_loss,
+            },
+            sweep: self.sweep.clone(),
+            rule: self.rule,
+            suggested_lr: analysis.suggestion.as_ref().map(|s| s.lr),
+            stop_reason: curve.stop.to_string(),
+            interrupted: matches!(curve.stop, finder::StopReason::Interrupted { .. }),
+            curve,
+            analysis,
+            timings: Timings {
+                load_s: 0.0,
+                sweep_s,
+                total_s: 0.0,
+                steps_per_s: steps as f64 / sweep_s.max(1e-9),
+            },
+        })
+    }
+
+    /// Loads the data, opens the device and runs.
+    pub fn run(
+        &self,
+        observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+    ) -> Result<RangeTestReport> {
+        self.validate()?;
+        let t = Instant::now();
+        let device = self.device.open()?;
+        let ds = self.setup.load_data()?;
+        let origin = ds.origin.clone();
+        let data = DeviceData::new(ds, &device)?;
+        let load_s = t.elapsed().as_secs_f64();
+        let mut report = self.run_on(&data, &device, &origin, observe)?;
+        report.timings.load_s = load_s;
+        Ok(report)
+    }
+}
