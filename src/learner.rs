@@ -2,6 +2,7 @@
 //! The range test drives it through [`TrainStep`]; the trainer through epochs.
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 
 use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData};
@@ -21,6 +22,8 @@ pub enum StepLoss {
 }
 
 pub struct Learner {
+    /// Runs the shards of each batch in parallel (see [`Learner::step_on`]).
+    pool: std::sync::Arc<rayon::ThreadPool>,
     pub model: Model,
     pub optimizer: AnyOptimizer,
     pub data: DeviceData,
@@ -75,7 +78,13 @@ impl Learner {
                 Some(data.test_range(0, k)?)
             }
         };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Device(format!("cannot start {threads} worker threads: {e}")))?;
         Ok(Self {
+            pool: std::sync::Arc::new(pool),
             order: BatchOrder::new(n, batch_size, seed),
             model,
             optimizer,
@@ -90,22 +99,43 @@ impl Learner {
         self.batch_size
     }
 
-    /// One optimizer step on the given micro-batches (gradients averaged over them).
+    /// One optimizer step on the given micro-batches (loss and gradients averaged over them).
+    ///
+    /// On the CPU each batch is cut into one shard per core, and the shards' gradients are
+    /// computed in parallel and averaged (weighted by size, in a fixed order, so the result
+    /// is repeatable). For small layers this beats splitting each matmul across threads.
     pub fn step_on(&mut self, batches: &[Batch], lr: f64) -> Result<f64> {
         self.optimizer.set_learning_rate(lr);
-        let mut total: Option<Tensor> = None;
-        for b in batches {
-            let l = loss(&self.model.forward(&b.x)?, &b.y)?;
-            total = Some(match total {
-                None => l,
-                Some(t) => (t + l)?,
-            });
+        let k = batches.len();
+        if k == 0 {
+            return Err(Error::invalid("a step needs at least one batch"));
         }
-        let total = total.ok_or_else(|| Error::invalid("a step needs at least one batch"))?;
-        let mean = (total / batches.len() as f64)?;
-        let grads = mean.backward()?;
-        self.optimizer.step(&grads)?;
-        Ok(mean.to_scalar::<f32>()? as f64)
+        let (loss, grads) = {
+            let model = &self.model;
+            let threads = self.pool.current_num_threads();
+            self.pool.install(|| -> Result<(f64, Vec<Tensor>)> {
+                let mut loss_sum = 0.0;
+                let mut sum: Option<Vec<Tensor>> = None;
+                for b in batches {
+                    let (l, g) = sharded_loss_and_grads(model, b, threads)?;
+                    loss_sum += l;
+                    sum = Some(match sum {
+                        None => g,
+                        Some(s) => add_all(&s, &g)?,
+                    });
+                }
+                let grads = sum.ok_or_else(|| Error::invalid("a step needs at least one batch"))?;
+                let grads = if k == 1 {
+                    grads
+                } else {
+                    grads.iter().map(|g| Ok((g / k as f64)?)).collect::<Result<_>>()?
+                };
+                Ok((loss_sum / k as f64, grads))
+            })?
+        };
+        let grads: Vec<Option<Tensor>> = grads.into_iter().map(Some).collect();
+        self.pool.install(|| self.optimizer.step_grads(&grads))?;
+        Ok(loss)
     }
 
     /// Mean loss and accuracy over a split's first `n` test images, in batches.
@@ -126,12 +156,88 @@ impl Learner {
 
     /// (mean loss, number correct) on one batch, without keeping a graph.
     pub fn score(&self, b: &Batch) -> Result<(f64, u64)> {
-        let logits = self.model.forward(&b.x)?.detach();
+        let threads = self.pool.current_num_threads();
+        let model = &self.model;
+        self.pool.install(|| {
+            let parts = shards(b, threads)?;
+            let scored: Vec<Result<(f64, u64, usize)>> = parts
+                .par_iter()
+                .map(|(p, n)| {
+                    let (l, c) = score_one(model, p)?;
+                    Ok((l, c, *n))
+                })
+                .collect();
+            let (mut loss, mut correct, mut total) = (0.0, 0u64, 0usize);
+            for r in scored {
+                let (l, c, n) = r?;
+                loss += l * n as f64;
+                correct += c;
+                total += n;
+            }
+            Ok((loss / total.max(1) as f64, correct))
+        })
+    }
+}
+
+fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
+    {
+        let logits = model.forward(&b.x)?.detach();
         let l = loss(&logits, &b.y)?.to_scalar::<f32>()? as f64;
         let pred = logits.argmax(1)?;
         let c = pred.eq(&b.y)?.to_dtype(candle_core::DType::U32)?.sum_all()?.to_scalar::<u32>()?;
         Ok((l, c as u64))
     }
+}
+
+/// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes.
+fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
+    let rows = b.y.dims1()?;
+    let n = n.min(rows / 16).max(1);
+    if n == 1 || !b.x.device().is_cpu() {
+        return Ok(vec![(b.clone(), rows)]);
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for i in 0..n {
+        let len = rows / n + usize::from(i < rows % n);
+        out.push((
+            Batch {
+                x: b.x.narrow(0, start, len)?,
+                y: b.y.narrow(0, start, len)?,
+            },
+            len,
+        ));
+        start += len;
+    }
+    Ok(out)
+}
+
+fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
+    Ok(a.iter().zip(b).map(|(x, y)| x + y).collect::<candle_core::Result<_>>()?)
+}
+
+/// Mean loss and gradients of one batch, its shards computed in parallel on the current pool.
+fn sharded_loss_and_grads(model: &Model, b: &Batch, threads: usize) -> Result<(f64, Vec<Tensor>)> {
+    let parts = shards(b, threads)?;
+    if parts.len() == 1 {
+        return model.loss_and_grads(&b.x, &b.y);
+    }
+    let rows: usize = parts.iter().map(|p| p.1).sum();
+    let results: Vec<Result<(f64, Vec<Tensor>)>> = parts
+        .par_iter()
+        .map(|(p, _)| model.loss_and_grads_over(&p.x, &p.y, rows))
+        .collect();
+    let mut loss = 0.0;
+    let mut sum: Option<Vec<Tensor>> = None;
+    for r in results {
+        let (l, g) = r?;
+        loss += l;
+        sum = Some(match sum {
+            None => g,
+            Some(s) => add_all(&s, &g)?,
+        });
+    }
+    Ok((loss, sum.unwrap_or_default()))
 }
 
 impl TrainStep for Learner {

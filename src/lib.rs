@@ -21,3 +21,15 @@ pub mod schedule;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// Keeps candle's matrix products on one thread each, for processes that run lrfind's loops.
+///
+/// lrfind parallelises a step across cores itself (one batch shard per core), which beats
+/// splitting small matmuls; and with `RAYON_NUM_THREADS` unset candle re-reads
+/// `/proc/cpuinfo` on every matmul. Call it first thing in `main`, before any thread starts;
+/// it leaves an explicit `RAYON_NUM_THREADS` alone.
+pub fn init_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}

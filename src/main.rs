@@ -5,6 +5,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    lrfind::init_threads();
     let cli = lrfind::cli::Cli::parse();
     match lrfind::cli::run(cli, started) {
         Ok(code) => ExitCode::from(code),

@@ -9,7 +9,6 @@ use clap::Args;
 use super::args::{SetupArgs, SweepArgs};
 use super::progress;
 use crate::error::Result;
-use crate::finder::analysis::Outcome;
 use crate::plot::{self, PlotFormat, RangeTestPlot};
 use crate::report::atomic::check_writable;
 use crate::report::RangeTestReport;
@@ -120,9 +119,9 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         .rules
         .iter()
         .filter(|o| o.rule != a.chosen_rule)
-        .map(|o| match &o.outcome {
-            Outcome::Suggested(sg) => format!("{} {:.3e}", o.rule, sg.lr),
-            Outcome::None { .. } => format!("{} -", o.rule),
+        .map(|o| match o.lr {
+            Some(lr) => format!("{} {lr:.3e}", o.rule),
+            None => format!("{} -", o.rule),
         })
         .collect();
     let _ = writeln!(s, "  other rules: {}", others.join(", "));

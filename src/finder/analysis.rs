@@ -10,19 +10,16 @@ use super::sweep::{Curve, StopReason};
 /// completed sweep for the curve to count as having turned upward.
 pub const UPTURN: f64 = 0.05;
 
-/// One rule's outcome, as stored in the report.
+/// One rule's outcome, as stored in the report: a suggestion or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleOutcome {
     pub rule: Rule,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Outcome {
-    Suggested(Suggestion),
-    None { error: String },
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<Suggestion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What a range test concluded.
@@ -55,12 +52,9 @@ pub fn analyse(curve: &Curve, window: Window, chosen: Rule) -> Analysis {
         }
         rules.push(RuleOutcome {
             rule,
-            outcome: match r {
-                Ok(s) => Outcome::Suggested(s),
-                Err(e) => Outcome::None {
-                    error: e.to_string(),
-                },
-            },
+            lr: r.as_ref().ok().map(|s| s.lr),
+            error: r.as_ref().err().map(ToString::to_string),
+            suggestion: r.ok(),
         });
     }
     Analysis {
@@ -89,10 +83,10 @@ fn turned_upward(curve: &Curve, smoothed: &[f64]) -> bool {
 
 impl Analysis {
     pub fn outcome(&self, rule: Rule) -> Option<&Suggestion> {
-        self.rules.iter().find(|r| r.rule == rule).and_then(|r| match &r.outcome {
-            Outcome::Suggested(s) => Some(s),
-            Outcome::None { .. } => None,
-        })
+        self.rules
+            .iter()
+            .find(|r| r.rule == rule)
+            .and_then(|r| r.suggestion.as_ref())
     }
 }
 

@@ -79,7 +79,8 @@ fn parse_hidden(s: &str) -> Result<Vec<usize>> {
 
 #[derive(Debug, Clone)]
 enum Layer {
-    Linear { w: Var, b: Var },
+    /// `wi`/`bi`: positions of the weight and bias in the name-sorted parameter list.
+    Linear { w: Var, b: Var, wi: usize, bi: usize },
     Conv { w: Var, b: Var },
     Relu,
     MaxPool2,
@@ -89,6 +90,8 @@ enum Layer {
 /// A classifier over images of `shape`, with named, seeded parameters.
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// Rows of the identity: one-hot targets by `index_select`.
+    eye: Tensor,
     config: ModelConfig,
     shape: ImageShape,
     layers: Vec<Layer>,
@@ -117,7 +120,7 @@ impl Init {
     fn linear(&mut self, name: &str, fan_in: usize, out: usize) -> Result<Layer> {
         let w = self.uniform(format!("{name}.weight"), &[out, fan_in], fan_in)?;
         let b = self.uniform(format!("{name}.bias"), &[out], fan_in)?;
-        Ok(Layer::Linear { w, b })
+        Ok(Layer::Linear { w, b, wi: 0, bi: 0 })
     }
 
     fn conv(&mut self, name: &str, cin: usize, cout: usize, k: usize) -> Result<Layer> {
@@ -176,7 +179,15 @@ impl Model {
         }
         let mut params = init.params;
         params.sort_by(|a, b| a.0.cmp(&b.0));
+        let pos = |v: &Var| params.iter().position(|(_, p)| p.id() == v.id()).unwrap_or(0);
+        for layer in &mut layers {
+            if let Layer::Linear { w, b, wi, bi } = layer {
+                (*wi, *bi) = (pos(w), pos(b));
+            }
+        }
+        let eye = Tensor::eye(classes, DType::F32, device)?;
         Ok(Self {
+            eye,
             config: config.clone(),
             shape,
             layers,
@@ -197,7 +208,7 @@ impl Model {
         }
         for layer in &self.layers {
             h = match layer {
-                Layer::Linear { w, b } => h.matmul(&w.t()?)?.broadcast_add(b)?,
+                Layer::Linear { w, b, .. } => h.matmul(&w.t()?)?.broadcast_add(b)?,
                 Layer::Conv { w, b } => h
                     .conv2d(w, 0, 1, 1, 1)?
                     .broadcast_add(&b.reshape((1, (), 1, 1))?)?,
@@ -207,6 +218,90 @@ impl Model {
             };
         }
         Ok(h)
+    }
+
+    /// Mean cross-entropy on a batch and its gradient for every parameter (in
+    /// [`Model::named_vars`] order).
+    ///
+    /// Fully connected models take a hand-written backward pass: candle's autograd also
+    /// computes the gradient of the input batch (the largest matmul of the step, unused) and
+    /// accumulates every gradient into a fresh zero tensor. The CNN uses autograd.
+    pub fn loss_and_grads(&self, x: &Tensor, y: &Tensor) -> Result<(f64, Vec<Tensor>)> {
+        self.loss_and_grads_over(x, y, x.dim(0)?)
+    }
+
+    /// Like [`Model::loss_and_grads`] with the per-example losses summed and divided by
+    /// `denom` instead of the batch size: a shard of a larger batch passes the whole batch's
+    /// size, so shard results just add up.
+    pub fn loss_and_grads_over(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        denom: usize,
+    ) -> Result<(f64, Vec<Tensor>)> {
+        let batch = x.dim(0)?;
+        let scale = batch as f64 / denom.max(1) as f64;
+        if matches!(self.config, ModelConfig::Cnn) {
+            let loss = (candle_nn::loss::cross_entropy(&self.forward(x)?, y)? * scale)?;
+            let grads = loss.backward()?;
+            let g = self
+                .params
+                .iter()
+                .map(|(n, v)| match grads.get(v) {
+                    Some(g) => Ok(g.clone()),
+                    None => Err(Error::invalid(format!("no gradient reached {n}"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok((loss.to_scalar::<f32>()? as f64, g));
+        }
+        // Forward, keeping each layer's input and pre-activation.
+        let mut inputs = Vec::new();
+        let mut pre = Vec::new();
+        let mut h = x.clone();
+        for layer in &self.layers {
+            match layer {
+                Layer::Linear { w, b, .. } => {
+                    inputs.push(h.clone());
+                    h = h.matmul(&w.t()?)?.broadcast_add(b)?;
+                }
+                Layer::Relu => {
+                    pre.push(h.clone());
+                    h = h.relu()?;
+                }
+                _ => return Err(Error::invalid("unexpected layer in a fully connected model")),
+            }
+        }
+        // Cross-entropy: loss = -mean(log_softmax(z)[y]); dL/dz = (softmax(z) - onehot(y)) / B.
+        let lsm = candle_nn::ops::log_softmax(&h, 1)?;
+        let onehot = self.eye.index_select(y, 0)?;
+        let loss = (lsm.mul(&onehot)?.sum_all()? * (-1.0 / denom.max(1) as f64))?;
+        let mut dz = ((lsm.exp()? - &onehot)? * (1.0 / denom.max(1) as f64))?;
+        let ones = Tensor::ones((1, batch), DType::F32, x.device())?;
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.params.len()];
+        let linears: Vec<_> = self
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Linear { w, wi, bi, .. } => Some((w, *wi, *bi)),
+                _ => None,
+            })
+            .collect();
+        for (k, (w, wi, bi)) in linears.iter().enumerate().rev() {
+            grads[*wi] = Some(dz.t()?.matmul(&inputs[k])?);
+            grads[*bi] = Some(ones.matmul(&dz)?.squeeze(0)?);
+            if k > 0 {
+                // Through the weights, then the ReLU: keep where its input was positive.
+                let da = dz.matmul(w.as_tensor())?;
+                let mask = pre[k - 1].gt(0f32)?.to_dtype(DType::F32)?;
+                dz = da.mul(&mask)?;
+            }
+        }
+        let grads = grads
+            .into_iter()
+            .zip(&self.params)
+            .map(|(g, (n, _))| g.ok_or_else(|| Error::invalid(format!("no gradient for {n}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((loss.to_scalar::<f32>()? as f64, grads))
     }
 
     /// Parameters, sorted by name.
@@ -312,6 +407,26 @@ mod tests {
         let m = Model::new(&ModelConfig::Cnn, cifar, 10, 1, &dev).unwrap();
         let x = Tensor::zeros((2, 3072), DType::F32, &dev).unwrap();
         assert_eq!(m.forward(&x).unwrap().dims(), &[2, 10]);
+    }
+
+    #[test]
+    fn hand_written_backward_matches_autograd() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (5, 784), &dev).unwrap();
+        let y = Tensor::new(&[3u32, 0, 9, 3, 7], &dev).unwrap();
+        for cfg in [ModelConfig::Mlp { hidden: vec![32, 16] }, ModelConfig::Linear] {
+            let m = Model::new(&cfg, MNIST, 10, 4, &dev).unwrap();
+            let (loss, grads) = m.loss_and_grads(&x, &y).unwrap();
+            let auto = candle_nn::loss::cross_entropy(&m.forward(&x).unwrap(), &y).unwrap();
+            assert!((loss - auto.to_scalar::<f32>().unwrap() as f64).abs() < 1e-5);
+            let store = auto.backward().unwrap();
+            for ((name, v), g) in m.named_vars().iter().zip(&grads) {
+                let want = store.get(v).unwrap();
+                let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap();
+                assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "{name}");
+                assert_eq!(g.dims(), v.dims(), "{name}");
+            }
+        }
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl Adam {
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let g: Vec<Option<Tensor>> = self.vars.iter().map(|v| grads.get(v).cloned()).collect();
+        self.step_grads(&g)
+    }
+
+    /// One update with gradients aligned with the parameters (None: no gradient, skipped).
+    pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         self.t += 1;
         let (b1, b2) = self.config.betas;
         let wd = self.config.weight_decay;
@@ -59,8 +65,8 @@ impl Adam {
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2_sqrt = (1.0 - b2.powi(self.t as i32)).sqrt();
         let step_size = self.lr / bc1;
-        for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
-            let Some(g) = grads.get(var) else { continue };
+        for (((var, m), v), g) in self.vars.iter().zip(&mut self.m).zip(&mut self.v).zip(grads) {
+            let Some(g) = g else { continue };
             let mut p = var.as_tensor().clone();
             let g = if wd != 0.0 && !self.decoupled {
                 (g + (&p * wd)?)?

@@ -123,6 +123,13 @@ impl AnyOptimizer {
         }
     }
 
+    pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
+        match self {
+            AnyOptimizer::Sgd(o) => o.step_grads(grads),
+            AnyOptimizer::Adam(o) => o.step_grads(grads),
+        }
+    }
+
     pub fn learning_rate(&self) -> f64 {
         match self {
             AnyOptimizer::Sgd(o) => o.lr,

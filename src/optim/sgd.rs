@@ -52,9 +52,15 @@ impl Sgd {
     }
 
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let g: Vec<Option<Tensor>> = self.vars.iter().map(|v| grads.get(v).cloned()).collect();
+        self.step_grads(&g)
+    }
+
+    /// One update with gradients aligned with the parameters (None: no gradient, skipped).
+    pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         let c = &self.config;
-        for (var, buf) in self.vars.iter().zip(self.bufs.iter_mut()) {
-            let Some(g) = grads.get(var) else { continue };
+        for ((var, buf), g) in self.vars.iter().zip(self.bufs.iter_mut()).zip(grads) {
+            let Some(g) = g else { continue };
             let mut g = if c.weight_decay != 0.0 {
                 (g + (var.as_tensor() * c.weight_decay)?)?
             } else {
