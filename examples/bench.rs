@@ -46,7 +46,15 @@ fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
     let model = Model::new(&ModelConfig::default(), data.shape, 10, 0, &dev)?;
     let opt = OptimizerConfig::from_flags("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
     let optimizer = opt.build(model.vars(), 1e-6)?;
-    Ok(Learner::new(model, optimizer, data.clone(), batch, 1, StepLoss::TrainBatch, 1)?)
+    Ok(Learner::new(
+        model,
+        optimizer,
+        data.clone(),
+        batch,
+        1,
+        StepLoss::TrainBatch,
+        1,
+    )?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,7 +64,10 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"));
     if !dir.is_dir() {
-        println!("bench skipped: no MNIST at {} (pass the directory as the first argument)", dir.display());
+        println!(
+            "bench skipped: no MNIST at {} (pass the directory as the first argument)",
+            dir.display()
+        );
         return Ok(());
     }
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/lrfind");
@@ -68,11 +79,28 @@ fn main() -> anyhow::Result<()> {
             let st = Command::new(&bin)
                 .args(["--data", "mnist", "--data-dir"])
                 .arg(&dir)
-                .args(["--optimizer", "sgd", "--min", "1e-6", "--max", "1", "--num-steps", "100", "--batch-size", "64", "-q", "--report"])
+                .args([
+                    "--optimizer",
+                    "sgd",
+                    "--min",
+                    "1e-6",
+                    "--max",
+                    "1",
+                    "--num-steps",
+                    "100",
+                    "--batch-size",
+                    "64",
+                    "-q",
+                    "--report",
+                ])
                 .arg(&report)
                 .output()?;
             walls.push(t.elapsed().as_secs_f64());
-            anyhow::ensure!(st.status.code() == Some(0), "lrfind failed: {}", String::from_utf8_lossy(&st.stderr));
+            anyhow::ensure!(
+                st.status.code() == Some(0),
+                "lrfind failed: {}",
+                String::from_utf8_lossy(&st.stderr)
+            );
         }
         println!(
             "whole process (lrfind, MNIST, 100 steps, batch 64, SGD): median {:.3} s over 5 runs, peak RSS {:.0} MiB",
@@ -86,7 +114,10 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let ds = data::load(DataSource::Mnist, Some(&dir))?;
     let data = DeviceData::new(ds, &candle_core::Device::Cpu)?;
-    println!("load MNIST (60k+10k, gz): {:.3} s", t.elapsed().as_secs_f64());
+    println!(
+        "load MNIST (60k+10k, gz): {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
 
     for batch in [64usize, 512] {
         let cfg = SweepConfig {
@@ -105,7 +136,10 @@ fn main() -> anyhow::Result<()> {
             times.push(t.elapsed().as_secs_f64());
         }
         let m = median(times);
-        println!("range test, 100 steps, batch {batch}: {m:.3} s ({:.0} steps/s), median of 5", 100.0 / m);
+        println!(
+            "range test, 100 steps, batch {batch}: {m:.3} s ({:.0} steps/s), median of 5",
+            100.0 / m
+        );
     }
 
     for batch in [64usize, 512] {
@@ -117,7 +151,10 @@ fn main() -> anyhow::Result<()> {
             l.step_on(std::slice::from_ref(&b), 0.1)?;
         }
         let s = t.elapsed().as_secs_f64();
-        println!("one training epoch, batch {batch}: {s:.3} s, {:.0} samples/s", n as f64 / s);
+        println!(
+            "one training epoch, batch {batch}: {s:.3} s, {:.0} samples/s",
+            n as f64 / s
+        );
     }
     println!("peak RSS of this bench process: {:.0} MiB", peak_rss_mib());
     Ok(())

@@ -49,7 +49,10 @@ impl std::fmt::Display for DeviceSpec {
 
 /// Opening a GPU can panic deep in a driver binding when the library is missing; turn that
 /// into an error instead of taking the process down.
-fn open(what: &str, f: impl FnOnce() -> candle_core::Result<Device> + std::panic::UnwindSafe) -> Result<Device> {
+fn open(
+    what: &str,
+    f: impl FnOnce() -> candle_core::Result<Device> + std::panic::UnwindSafe,
+) -> Result<Device> {
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let r = std::panic::catch_unwind(f);
@@ -60,7 +63,9 @@ fn open(what: &str, f: impl FnOnce() -> candle_core::Result<Device> + std::panic
             "{what} is not usable: {}",
             e.to_string().lines().next().unwrap_or_default()
         ))),
-        Err(_) => Err(Error::Device(format!("{what} is not usable: the driver could not be loaded"))),
+        Err(_) => Err(Error::Device(format!(
+            "{what} is not usable: the driver could not be loaded"
+        ))),
     }
 }
 

@@ -128,7 +128,10 @@ impl Learner {
                 let grads = if k == 1 {
                     grads
                 } else {
-                    grads.iter().map(|g| Ok((g / k as f64)?)).collect::<Result<_>>()?
+                    grads
+                        .iter()
+                        .map(|g| Ok((g / k as f64)?))
+                        .collect::<Result<_>>()?
                 };
                 Ok((loss_sum / k as f64, grads))
             })?
@@ -184,7 +187,11 @@ fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
         let logits = model.forward(&b.x)?.detach();
         let l = loss(&logits, &b.y)?.to_scalar::<f32>()? as f64;
         let pred = logits.argmax(1)?;
-        let c = pred.eq(&b.y)?.to_dtype(candle_core::DType::U32)?.sum_all()?.to_scalar::<u32>()?;
+        let c = pred
+            .eq(&b.y)?
+            .to_dtype(candle_core::DType::U32)?
+            .sum_all()?
+            .to_scalar::<u32>()?;
         Ok((l, c as u64))
     }
 }
@@ -213,7 +220,10 @@ fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
 }
 
 fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
-    Ok(a.iter().zip(b).map(|(x, y)| x + y).collect::<candle_core::Result<_>>()?)
+    Ok(a.iter()
+        .zip(b)
+        .map(|(x, y)| x + y)
+        .collect::<candle_core::Result<_>>()?)
 }
 
 /// Mean loss and gradients of one batch, its shards computed in parallel on the current pool.

@@ -78,7 +78,10 @@ impl RangeTest {
     ) -> Result<RangeTestReport> {
         self.validate()?;
         let model = self.setup.model(data, device)?;
-        let optimizer = self.setup.optimizer.build(model.vars(), self.sweep.min_lr)?;
+        let optimizer = self
+            .setup
+            .optimizer
+            .build(model.vars(), self.sweep.min_lr)?;
         let mut learner = Learner::new(
             model,
             optimizer,

@@ -94,9 +94,8 @@ pub fn read_baseline(path: &Path) -> Result<f64> {
             path.display()
         ))
     })?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(format!("--baseline {}: not JSON ({e})", path.display()))
-    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::invalid(format!("--baseline {}: not JSON ({e})", path.display())))?;
     v.get("suggested_lr")
         .and_then(serde_json::Value::as_f64)
         .filter(|x| x.is_finite() && *x > 0.0)
@@ -132,9 +131,14 @@ pub fn run_check(
             config.seeds
         )));
     }
-    for (flag, v) in [("max-spread", config.max_spread), ("tolerance", config.tolerance)] {
+    for (flag, v) in [
+        ("max-spread", config.max_spread),
+        ("tolerance", config.tolerance),
+    ] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::invalid(format!("--{flag} {v}: must be a non-negative number of decades")));
+            return Err(Error::invalid(format!(
+                "--{flag} {v}: must be a non-negative number of decades"
+            )));
         }
     }
     let rt = &config.range_test;
@@ -156,7 +160,9 @@ pub fn run_check(
         }
     }
     let repeatable = if config.repeat {
-        let again = rt.run_on(&data, &device, &origin, &mut |e| observe(config.seeds, total, e))?;
+        let again = rt.run_on(&data, &device, &origin, &mut |e| {
+            observe(config.seeds, total, e)
+        })?;
         Some(again.curve == reports[0].curve)
     } else {
         None
@@ -166,11 +172,18 @@ pub fn run_check(
     let mut failures = Vec::new();
     for r in &runs {
         if r.suggestion.is_none() {
-            failures.push(format!("seed {} gave no suggestion ({})", r.seed, r.stop_reason));
+            failures.push(format!(
+                "seed {} gave no suggestion ({})",
+                r.seed, r.stop_reason
+            ));
         }
     }
     let lrs: Vec<f64> = runs.iter().filter_map(|r| r.suggestion).collect();
-    let st = if failures.is_empty() { stats(&lrs) } else { None };
+    let st = if failures.is_empty() {
+        stats(&lrs)
+    } else {
+        None
+    };
     let (median, spread, std) = match st {
         Some((m, s, d)) => (Some(m), Some(s), Some(d)),
         None => (None, None, None),
@@ -267,8 +280,16 @@ mod tests {
         std::fs::write(&p, r#"{"suggested_lr": 0.003}"#).unwrap();
         assert_eq!(read_baseline(&p).unwrap(), 0.003);
         std::fs::write(&p, r#"{"suggested_lr": null}"#).unwrap();
-        assert!(read_baseline(&p).unwrap_err().to_string().contains("no suggested_lr"));
-        let e = read_baseline(&dir.path().join("none.json")).unwrap_err().to_string();
-        assert!(e.contains("--baseline") && e.contains("--update-baseline"), "{e}");
+        assert!(read_baseline(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("no suggested_lr"));
+        let e = read_baseline(&dir.path().join("none.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--baseline") && e.contains("--update-baseline"),
+            "{e}"
+        );
     }
 }

@@ -29,17 +29,27 @@ pub struct SetupArgs {
     /// Hidden layer widths of the MLP [default: 256,128]
     #[arg(long, value_name = "W,W,…", help_heading = "Model")]
     pub hidden: Option<String>,
-    /// Optimizer: sgd, adam, adamw [default: sgd]
+    /// Optimizer: sgd, adam, adamw [default: adam]
     #[arg(long, value_name = "KIND", help_heading = "Optimizer")]
     pub optimizer: Option<String>,
     /// SGD momentum [default: 0]
-    #[arg(long, value_name = "M", help_heading = "Optimizer", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "M",
+        help_heading = "Optimizer",
+        allow_hyphen_values = true
+    )]
     pub momentum: Option<f64>,
     /// SGD Nesterov momentum
     #[arg(long, help_heading = "Optimizer")]
     pub nesterov: bool,
     /// Weight decay [default: 0; adamw 0.01]
-    #[arg(long, value_name = "WD", help_heading = "Optimizer", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "WD",
+        help_heading = "Optimizer",
+        allow_hyphen_values = true
+    )]
     pub weight_decay: Option<f64>,
     /// Adam betas [default: 0.9,0.999]
     #[arg(long, value_name = "B1,B2", value_parser = parse_betas, help_heading = "Optimizer")]
@@ -88,7 +98,10 @@ impl SetupArgs {
             }
         };
         Ok(Setup {
-            data: self.data.or(base.map(|b| b.data)).unwrap_or(DataSource::Digits),
+            data: self
+                .data
+                .or(base.map(|b| b.data))
+                .unwrap_or(DataSource::Digits),
             data_dir: self
                 .data_dir
                 .clone()
@@ -96,10 +109,7 @@ impl SetupArgs {
             model,
             optimizer: self.optimizer(base.map(|b| &b.optimizer))?,
             seed: self.seed.or(base.map(|b| b.seed)).unwrap_or(0),
-            batch_size: self
-                .batch_size
-                .or(base.map(|b| b.batch_size))
-                .unwrap_or(64),
+            batch_size: self.batch_size.or(base.map(|b| b.batch_size)).unwrap_or(64),
         })
     }
 
@@ -108,7 +118,7 @@ impl SetupArgs {
             .optimizer
             .clone()
             .or(base.map(|b| b.name().to_string()))
-            .unwrap_or_else(|| "sgd".into());
+            .unwrap_or_else(|| "adam".into());
         let (b_sgd, b_adam) = match base {
             Some(OptimizerConfig::Sgd(c)) => (Some(c), None),
             Some(OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c)) => (None, Some(c)),
@@ -119,9 +129,16 @@ impl SetupArgs {
             &kind,
             self.momentum.or(b_sgd.map(|c| c.momentum)).unwrap_or(0.0),
             self.nesterov || b_sgd.is_some_and(|c| c.nesterov),
-            self.weight_decay
-                .or(if same_kind { b_sgd.map(|c| c.weight_decay).or(b_adam.map(|c| c.weight_decay)) } else { None }),
-            self.betas.or(b_adam.map(|c| c.betas)).unwrap_or((0.9, 0.999)),
+            self.weight_decay.or(if same_kind {
+                b_sgd
+                    .map(|c| c.weight_decay)
+                    .or(b_adam.map(|c| c.weight_decay))
+            } else {
+                None
+            }),
+            self.betas
+                .or(b_adam.map(|c| c.betas))
+                .unwrap_or((0.9, 0.999)),
             self.eps.or(b_adam.map(|c| c.eps)).unwrap_or(1e-8),
         )?;
         if !matches!(cfg, OptimizerConfig::Sgd(_)) && self.momentum.is_some() {
@@ -129,18 +146,17 @@ impl SetupArgs {
                 "--momentum: {kind} has no momentum flag (its beta1 is set with --betas)"
             )));
         }
-        if let (OptimizerConfig::Sgd(_), true) = (&cfg, self.betas.is_some() || self.eps.is_some()) {
-            return Err(Error::invalid("--betas/--eps: only adam and adamw take them, not sgd"));
+        if let (OptimizerConfig::Sgd(_), true) = (&cfg, self.betas.is_some() || self.eps.is_some())
+        {
+            return Err(Error::invalid(
+                "--betas/--eps: only adam and adamw take them, not sgd",
+            ));
         }
         Ok(cfg)
     }
 
     pub fn device(&self, base: Option<&str>) -> Result<DeviceSpec> {
-        self.device
-            .as_deref()
-            .or(base)
-            .unwrap_or("auto")
-            .parse()
+        self.device.as_deref().or(base).unwrap_or("auto").parse()
     }
 }
 
@@ -148,13 +164,30 @@ impl SetupArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SweepArgs {
     /// Lowest learning rate (the first step uses exactly this)
-    #[arg(long = "min", value_name = "LR", default_value_t = 1e-7, help_heading = "Sweep", allow_hyphen_values = true)]
+    #[arg(
+        long = "min",
+        value_name = "LR",
+        default_value_t = 1e-7,
+        help_heading = "Sweep",
+        allow_hyphen_values = true
+    )]
     pub min_lr: f64,
     /// Highest learning rate (the last step uses exactly this)
-    #[arg(long = "max", value_name = "LR", default_value_t = 10.0, help_heading = "Sweep", allow_hyphen_values = true)]
+    #[arg(
+        long = "max",
+        value_name = "LR",
+        default_value_t = 10.0,
+        help_heading = "Sweep",
+        allow_hyphen_values = true
+    )]
     pub max_lr: f64,
     /// How the LR rises: exp (geometric) or linear
-    #[arg(long, value_name = "MODE", default_value = "exp", help_heading = "Sweep")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "exp",
+        help_heading = "Sweep"
+    )]
     pub mode: LadderMode,
     /// Number of optimizer steps, one per learning rate
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Sweep")]
@@ -169,19 +202,46 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N", default_value_t = 512, help_heading = "Sweep")]
     pub val_samples: usize,
     /// EMA smoothing factor in [0, 1); 0 turns smoothing off
-    #[arg(long, value_name = "BETA", default_value_t = 0.98, help_heading = "Sweep", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "BETA",
+        default_value_t = 0.98,
+        help_heading = "Sweep",
+        allow_hyphen_values = true
+    )]
     pub smooth: f64,
     /// Stop once the smoothed loss exceeds this many times the best so far
-    #[arg(long, value_name = "X", default_value_t = 4.0, help_heading = "Sweep", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "X",
+        default_value_t = 4.0,
+        help_heading = "Sweep",
+        allow_hyphen_values = true
+    )]
     pub diverge: f64,
-    /// Suggestion rule: steepest, minimum, steep, valley, slide
-    #[arg(long, value_name = "RULE", default_value = "steepest", help_heading = "Suggestion")]
+    /// Suggestion rule: fall, steepest, minimum, steep, valley, slide
+    #[arg(
+        long,
+        value_name = "RULE",
+        default_value = "fall",
+        help_heading = "Suggestion"
+    )]
     pub suggest: Rule,
     /// Points skipped at the start of the curve by the rules
-    #[arg(long, value_name = "N", default_value_t = 10, help_heading = "Suggestion")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        help_heading = "Suggestion"
+    )]
     pub skip_start: usize,
     /// Points skipped at the end of the curve by the rules
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Suggestion")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help_heading = "Suggestion"
+    )]
     pub skip_end: usize,
 }
 

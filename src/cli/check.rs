@@ -22,13 +22,25 @@ pub struct CheckArgs {
     #[arg(long, value_name = "K", default_value_t = 5, help_heading = "Check")]
     pub seeds: usize,
     /// Fail when the suggestions spread over more than this many decades (log10 max/min)
-    #[arg(long, value_name = "D", default_value_t = 0.3, help_heading = "Check", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 0.3,
+        help_heading = "Check",
+        allow_hyphen_values = true
+    )]
     pub max_spread: f64,
     /// A report saved earlier (lrfind or lrfind check JSON) to compare the median with
     #[arg(long, value_name = "FILE", help_heading = "Check")]
     pub baseline: Option<PathBuf>,
     /// Fail when the median is further than this many decades from the baseline
-    #[arg(long, value_name = "D", default_value_t = 0.25, help_heading = "Check", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value_t = 0.25,
+        help_heading = "Check",
+        allow_hyphen_values = true
+    )]
     pub tolerance: f64,
     /// Write this run's result to --baseline (atomically) instead of comparing with it
     #[arg(long, requires = "baseline", help_heading = "Check")]
@@ -37,7 +49,12 @@ pub struct CheckArgs {
     #[arg(long, help_heading = "Check")]
     pub no_repeat: bool,
     /// Where to write the check's JSON report
-    #[arg(long, value_name = "FILE", default_value = "lrfind-check.json", help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "lrfind-check.json",
+        help_heading = "Output"
+    )]
     pub report: PathBuf,
     /// Plot every seed's smoothed curve and suggestion (.png or .svg)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
@@ -111,7 +128,10 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
         .iter()
         .map(|run| {
             let n = run.smoothed.iter().take_while(|s| s.is_some()).count();
-            (run.lrs[..n].to_vec(), run.smoothed[..n].iter().flatten().copied().collect())
+            (
+                run.lrs[..n].to_vec(),
+                run.smoothed[..n].iter().flatten().copied().collect(),
+            )
         })
         .collect();
     let curves = r
@@ -154,7 +174,11 @@ fn table(r: &CheckReport) -> String {
             run.suggestion.map_or("-".into(), |v| format!("{v:.3e}")),
             run.rule,
             run.stop_reason,
-            if run.pinned_by_max { " (pinned by --max)" } else { "" }
+            if run.pinned_by_max {
+                " (pinned by --max)"
+            } else {
+                ""
+            }
         );
     }
     if let (Some(m), Some(sp), Some(sd)) = (r.suggested_lr, r.spread_decades, r.std_log10) {
@@ -166,11 +190,19 @@ fn table(r: &CheckReport) -> String {
         );
     }
     if let (Some(b), Some(d)) = (r.baseline_lr, r.drift_decades) {
-        let _ = writeln!(s, "baseline {b:.3e}: drift {d:+.3} decades (limit {})", r.tolerance);
+        let _ = writeln!(
+            s,
+            "baseline {b:.3e}: drift {d:+.3} decades (limit {})",
+            r.tolerance
+        );
     }
     match r.repeatable {
-        Some(true) => { let _ = writeln!(s, "repeat of seed {}: identical curve", r.settings.seed); }
-        Some(false) => { let _ = writeln!(s, "repeat of seed {}: DIFFERENT curve", r.settings.seed); }
+        Some(true) => {
+            let _ = writeln!(s, "repeat of seed {}: identical curve", r.settings.seed);
+        }
+        Some(false) => {
+            let _ = writeln!(s, "repeat of seed {}: DIFFERENT curve", r.settings.seed);
+        }
         None => {}
     }
     if r.stable {

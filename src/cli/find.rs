@@ -23,7 +23,12 @@ pub struct FindArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
     /// Where to write the JSON report
-    #[arg(long, value_name = "FILE", default_value = "lrfind.json", help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "lrfind.json",
+        help_heading = "Output"
+    )]
     pub report: PathBuf,
     /// Also print the JSON report on stdout (the summary then goes to stderr)
     #[arg(long, help_heading = "Output")]
@@ -78,11 +83,15 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
 
 pub fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
     let (lrs, losses, smoothed) = report.curve.finite();
-    let suggestion = report.analysis.suggestion.as_ref().map(|s| plot::Suggestion {
-        lr: s.lr,
-        loss: s.loss,
-        label: format!("suggested {:.3e} ({})", s.lr, s.rule),
-    });
+    let suggestion = report
+        .analysis
+        .suggestion
+        .as_ref()
+        .map(|s| plot::Suggestion {
+            lr: s.lr,
+            loss: s.loss,
+            label: format!("suggested {:.3e} ({})", s.lr, s.rule),
+        });
     let title = format!(
         "LR range test: {} on {}, {}",
         report.settings.model.name(),
@@ -108,7 +117,11 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     let a = &r.analysis;
     match (&a.suggestion, &a.no_suggestion) {
         (Some(sg), _) => {
-            let _ = writeln!(s, "suggested learning rate: {:.3e} ({} rule)", sg.lr, sg.rule);
+            let _ = writeln!(
+                s,
+                "suggested learning rate: {:.3e} ({} rule)",
+                sg.lr, sg.rule
+            );
         }
         (None, Some(why)) => {
             let _ = writeln!(s, "no suggestion from the {} rule: {why}", a.chosen_rule);
@@ -143,7 +156,10 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         );
     }
     if r.interrupted {
-        let _ = writeln!(s, "warning: interrupted; the report holds the steps measured so far");
+        let _ = writeln!(
+            s,
+            "warning: interrupted; the report holds the steps measured so far"
+        );
     }
     let _ = writeln!(
         s,

@@ -19,7 +19,12 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "N")]
     pub steps: usize,
     /// Initial LR of each param group, comma-separated
-    #[arg(long, value_name = "LR,…", default_value = "0.1", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "LR,…",
+        default_value = "0.1",
+        allow_hyphen_values = true
+    )]
     pub lr: String,
     /// Optimizer momentum (SGD momentum / Adam beta1) that CyclicLR and OneCycleLR may cycle
     #[arg(long, value_name = "M", default_value_t = 0.9)]
@@ -78,7 +83,10 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
     let n = lrs.len();
     let groups = ParamGroups::new(lrs, Some(vec![args.momentum; n]));
     let trace = simulate(&config, groups, args.steps, metrics.as_deref())?;
-    let momentum = config.cycles_momentum().then_some(trace.momentum.as_deref()).flatten();
+    let momentum = config
+        .cycles_momentum()
+        .then_some(trace.momentum.as_deref())
+        .flatten();
     if let Some(out) = &args.out {
         plot::schedule(
             out,

@@ -20,10 +20,20 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "lr", help_heading = "Learning rate")]
     pub use_suggested: bool,
     /// Train at this LR (no report needed)
-    #[arg(long, value_name = "LR", help_heading = "Learning rate", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "LR",
+        help_heading = "Learning rate",
+        allow_hyphen_values = true
+    )]
     pub lr: Option<f64>,
     /// The range-test report to read data/model/optimizer/seed/batch size and the suggestion from
-    #[arg(long, value_name = "FILE", default_value = "lrfind.json", help_heading = "Learning rate")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "lrfind.json",
+        help_heading = "Learning rate"
+    )]
     pub report: PathBuf,
 
     #[command(flatten)]
@@ -34,7 +44,12 @@ pub struct TrainArgs {
     pub epochs: Option<usize>,
     /// LR scheduler, PyTorch style, e.g. 'StepLR(step_size=30, gamma=0.1)', 'OneCycleLR(max_lr=0.1)',
     /// 'ReduceLROnPlateau(mode=min, patience=5)'; names are case-insensitive
-    #[arg(long, value_name = "SPEC", conflicts_with = "scheduler_file", help_heading = "Training")]
+    #[arg(
+        long,
+        value_name = "SPEC",
+        conflicts_with = "scheduler_file",
+        help_heading = "Training"
+    )]
     pub scheduler: Option<String>,
     /// LR scheduler from a JSON file: {"scheduler": "StepLR", "params": {...}, "children": [...]}
     #[arg(long, value_name = "FILE", help_heading = "Training")]
@@ -48,7 +63,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", help_heading = "Training")]
     pub patience: Option<usize>,
     /// Batch size for evaluation
-    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Training")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        help_heading = "Training"
+    )]
     pub eval_batch_size: usize,
 
     /// Run directory [default: runs/<timestamp>]
@@ -58,7 +78,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", help_heading = "Output", conflicts_with_all = ["use_suggested", "lr", "scheduler", "scheduler_file", "out_dir"])]
     pub resume: Option<PathBuf>,
     /// Format of the curves plot: png or svg
-    #[arg(long, value_name = "FMT", default_value = "png", help_heading = "Output")]
+    #[arg(
+        long,
+        value_name = "FMT",
+        default_value = "png",
+        help_heading = "Output"
+    )]
     pub plot_format: String,
     /// No progress bars
     #[arg(long, short, help_heading = "Output")]
@@ -77,9 +102,8 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
     match (&args.scheduler, &args.scheduler_file) {
         (Some(spec), _) => Ok(Some(SchedulerConfig::parse(spec)?)),
         (None, Some(file)) => {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                Error::invalid(format!("--scheduler-file {}: {e}", file.display()))
-            })?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::invalid(format!("--scheduler-file {}: {e}", file.display())))?;
             Ok(Some(SchedulerConfig::from_json(&text).map_err(|e| {
                 Error::invalid(format!("--scheduler-file {}: {e}", file.display()))
             })?))
@@ -131,9 +155,19 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             report: args.report.display().to_string(),
             rule: report.rule.to_string(),
         };
-        (args.setup.resolve(Some(&base))?, lr, source, args.setup.device(None)?)
+        (
+            args.setup.resolve(Some(&base))?,
+            lr,
+            source,
+            args.setup.device(None)?,
+        )
     } else if let Some(lr) = args.lr {
-        (args.setup.resolve(None)?, lr, LrSource::Given, args.setup.device(None)?)
+        (
+            args.setup.resolve(None)?,
+            lr,
+            LrSource::Given,
+            args.setup.device(None)?,
+        )
     } else {
         return Err(Error::invalid(
             "lrfind train needs --use-suggested (with a report from `lrfind`) or --lr LR",
@@ -235,7 +269,14 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             }
             let ds = config.setup.load_data()?;
             let data = crate::data::DeviceData::new(ds, &device)?;
-            let run = Run::resume(config, data, &device, state, &ckpt, &dir.file(train::run_dir::CHECKPOINT))?;
+            let run = Run::resume(
+                config,
+                data,
+                &device,
+                state,
+                &ckpt,
+                &dir.file(train::run_dir::CHECKPOINT),
+            )?;
             dir.write_config(&run.config)?;
             println!(
                 "resuming {} after epoch {} of {}",

@@ -121,7 +121,10 @@ impl BatchOrder {
     pub fn epoch(&mut self) -> Vec<Vec<u32>> {
         self.perm.shuffle(&mut self.rng);
         self.pos = 0;
-        self.perm.chunks(self.batch_size).map(<[u32]>::to_vec).collect()
+        self.perm
+            .chunks(self.batch_size)
+            .map(<[u32]>::to_vec)
+            .collect()
     }
 }
 
@@ -132,7 +135,9 @@ pub fn epoch_batches(n: usize, batch_size: usize, seed: u64, epoch: usize) -> Ve
     rng.set_stream(epoch as u64 + 1);
     let mut perm: Vec<u32> = (0..n as u32).collect();
     perm.shuffle(&mut rng);
-    perm.chunks(batch_size.max(1)).map(<[u32]>::to_vec).collect()
+    perm.chunks(batch_size.max(1))
+        .map(<[u32]>::to_vec)
+        .collect()
 }
 
 /// Number of batches of one epoch (with the last short batch).

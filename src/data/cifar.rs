@@ -56,7 +56,9 @@ fn read_batches(files: &[std::path::PathBuf]) -> Result<Split> {
 /// Loads train (the five data batches) and test splits.
 pub fn load_dir(dir: &Path) -> Result<(ImageShape, Split, Split)> {
     let d = batches_dir(dir)?;
-    let train: Vec<_> = (1..=5).map(|i| d.join(format!("data_batch_{i}.bin"))).collect();
+    let train: Vec<_> = (1..=5)
+        .map(|i| d.join(format!("data_batch_{i}.bin")))
+        .collect();
     if let Some(missing) = train.iter().find(|p| !p.is_file()) {
         return Err(Error::data(missing, "missing CIFAR-10 training batch"));
     }
@@ -78,7 +80,11 @@ mod tests {
             r
         };
         for i in 1..=5 {
-            std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), [rec(i), rec(0)].concat()).unwrap();
+            std::fs::write(
+                dir.path().join(format!("data_batch_{i}.bin")),
+                [rec(i), rec(0)].concat(),
+            )
+            .unwrap();
         }
         std::fs::write(dir.path().join("test_batch.bin"), rec(9)).unwrap();
         let (shape, train, test) = load_dir(dir.path()).unwrap();
@@ -89,7 +95,10 @@ mod tests {
 
         std::fs::write(dir.path().join("test_batch.bin"), &rec(9)[..100]).unwrap();
         let e = load_dir(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("test_batch.bin") && e.contains("truncated"), "{e}");
+        assert!(
+            e.contains("test_batch.bin") && e.contains("truncated"),
+            "{e}"
+        );
         let e = load_dir(&dir.path().join("nope")).unwrap_err().to_string();
         assert!(e.contains("no test_batch.bin"), "{e}");
     }

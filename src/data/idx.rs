@@ -44,7 +44,9 @@ pub fn parse_images(path: &Path, mut bytes: Vec<u8>) -> Result<(usize, usize, us
     if magic != IMAGES_MAGIC {
         return Err(Error::data(
             path,
-            format!("not an IDX image file: magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x}"),
+            format!(
+                "not an IDX image file: magic number {magic:#010x}, expected {IMAGES_MAGIC:#010x}"
+            ),
         ));
     }
     let (n, h, w) = (
@@ -86,7 +88,9 @@ pub fn parse_labels(path: &Path, mut bytes: Vec<u8>, classes: usize) -> Result<V
     if magic != LABELS_MAGIC {
         return Err(Error::data(
             path,
-            format!("not an IDX label file: magic number {magic:#010x}, expected {LABELS_MAGIC:#010x}"),
+            format!(
+                "not an IDX label file: magic number {magic:#010x}, expected {LABELS_MAGIC:#010x}"
+            ),
         ));
     }
     let n = be_u32(&bytes, 4) as usize;
@@ -101,7 +105,11 @@ pub fn parse_labels(path: &Path, mut bytes: Vec<u8>, classes: usize) -> Result<V
         ));
     }
     bytes.drain(..8);
-    if let Some((i, &l)) = bytes.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+    if let Some((i, &l)) = bytes
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
         return Err(Error::data(
             path,
             format!("label {l} at index {i} is out of range 0..{}", classes - 1),
@@ -258,6 +266,9 @@ mod tests {
         std::fs::write(&p, enc.finish().unwrap()).unwrap();
         assert_eq!(read_maybe_gz(&p).unwrap(), images(2, 1, 1, 0));
         std::fs::write(&p, [0x1f, 0x8b, 1, 2, 3]).unwrap();
-        assert!(read_maybe_gz(&p).unwrap_err().to_string().contains("corrupt gzip"));
+        assert!(read_maybe_gz(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("corrupt gzip"));
     }
 }

@@ -69,7 +69,11 @@ impl SweepConfig {
         };
         for (flag, v) in [("min", self.min_lr), ("max", self.max_lr)] {
             if !(v.is_finite() && v > 0.0) {
-                return bad(flag, v.to_string(), "must be a positive finite learning rate");
+                return bad(
+                    flag,
+                    v.to_string(),
+                    "must be a positive finite learning rate",
+                );
             }
         }
         if self.min_lr >= self.max_lr {
@@ -137,7 +141,7 @@ impl std::fmt::Display for StopReason {
                 best,
             } => write!(
                 f,
-                "diverged at step {step}: smoothed loss {smoothed:.4} > {:.1}x best {best:.4}",
+                "diverged at step {step}: smoothed loss {smoothed:.4} is {:.1}x the best ({best:.4})",
                 smoothed / best
             ),
             StopReason::NonFiniteLoss { step } => write!(f, "loss became NaN/inf at step {step}"),
@@ -343,12 +347,43 @@ mod tests {
     #[test]
     fn invalid_settings_name_the_flag() {
         let cases = [
-            (SweepConfig { min_lr: 1.0, max_lr: 1.0, ..cfg(10) }, "--min 1"),
-            (SweepConfig { min_lr: -1.0, ..cfg(10) }, "--min -1"),
-            (SweepConfig { max_lr: f64::INFINITY, ..cfg(10) }, "--max inf"),
+            (
+                SweepConfig {
+                    min_lr: 1.0,
+                    max_lr: 1.0,
+                    ..cfg(10)
+                },
+                "--min 1",
+            ),
+            (
+                SweepConfig {
+                    min_lr: -1.0,
+                    ..cfg(10)
+                },
+                "--min -1",
+            ),
+            (
+                SweepConfig {
+                    max_lr: f64::INFINITY,
+                    ..cfg(10)
+                },
+                "--max inf",
+            ),
             (cfg(1), "--num-steps 1"),
-            (SweepConfig { smooth: 1.0, ..cfg(10) }, "--smooth 1"),
-            (SweepConfig { diverge: 0.5, ..cfg(10) }, "--diverge 0.5"),
+            (
+                SweepConfig {
+                    smooth: 1.0,
+                    ..cfg(10)
+                },
+                "--smooth 1",
+            ),
+            (
+                SweepConfig {
+                    diverge: 0.5,
+                    ..cfg(10)
+                },
+                "--diverge 0.5",
+            ),
         ];
         for (c, want) in cases {
             let e = c.validate().unwrap_err().to_string();

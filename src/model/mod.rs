@@ -53,7 +53,11 @@ impl ModelConfig {
         match self {
             ModelConfig::Mlp { hidden } => format!(
                 "mlp({})",
-                hidden.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+                hidden
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("-")
             ),
             ModelConfig::Linear => "linear".into(),
             ModelConfig::Cnn => "cnn".into(),
@@ -80,8 +84,16 @@ fn parse_hidden(s: &str) -> Result<Vec<usize>> {
 #[derive(Debug, Clone)]
 enum Layer {
     /// `wi`/`bi`: positions of the weight and bias in the name-sorted parameter list.
-    Linear { w: Var, b: Var, wi: usize, bi: usize },
-    Conv { w: Var, b: Var },
+    Linear {
+        w: Var,
+        b: Var,
+        wi: usize,
+        bi: usize,
+    },
+    Conv {
+        w: Var,
+        b: Var,
+    },
     Relu,
     MaxPool2,
     Flatten,
@@ -179,7 +191,12 @@ impl Model {
         }
         let mut params = init.params;
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let pos = |v: &Var| params.iter().position(|(_, p)| p.id() == v.id()).unwrap_or(0);
+        let pos = |v: &Var| {
+            params
+                .iter()
+                .position(|(_, p)| p.id() == v.id())
+                .unwrap_or(0)
+        };
         for layer in &mut layers {
             if let Layer::Linear { w, b, wi, bi } = layer {
                 (*wi, *bi) = (pos(w), pos(b));
@@ -209,9 +226,10 @@ impl Model {
         for layer in &self.layers {
             h = match layer {
                 Layer::Linear { w, b, .. } => h.matmul(&w.t()?)?.broadcast_add(b)?,
-                Layer::Conv { w, b } => h
-                    .conv2d(w, 0, 1, 1, 1)?
-                    .broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+                Layer::Conv { w, b } => {
+                    h.conv2d(w, 0, 1, 1, 1)?
+                        .broadcast_add(&b.reshape((1, (), 1, 1))?)?
+                }
                 Layer::Relu => h.relu()?,
                 Layer::MaxPool2 => h.max_pool2d(2)?,
                 Layer::Flatten => h.flatten_from(1)?,
@@ -248,7 +266,7 @@ impl Model {
                 .params
                 .iter()
                 .map(|(n, v)| match grads.get(v) {
-                    Some(g) => Ok(g.clone()),
+                    Some(g) => Ok(g.detach()),
                     None => Err(Error::invalid(format!("no gradient reached {n}"))),
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -260,15 +278,23 @@ impl Model {
         let mut h = x.clone();
         for layer in &self.layers {
             match layer {
+                // Detached weights: this pass builds no autograd graph, so nothing it
+                // returns keeps earlier tensors alive.
                 Layer::Linear { w, b, .. } => {
                     inputs.push(h.clone());
-                    h = h.matmul(&w.t()?)?.broadcast_add(b)?;
+                    h = h
+                        .matmul(&w.as_tensor().detach().t()?)?
+                        .broadcast_add(&b.as_tensor().detach())?;
                 }
                 Layer::Relu => {
                     pre.push(h.clone());
                     h = h.relu()?;
                 }
-                _ => return Err(Error::invalid("unexpected layer in a fully connected model")),
+                _ => {
+                    return Err(Error::invalid(
+                        "unexpected layer in a fully connected model",
+                    ))
+                }
             }
         }
         // Cross-entropy: loss = -mean(log_softmax(z)[y]); dL/dz = (softmax(z) - onehot(y)) / B.
@@ -291,7 +317,7 @@ impl Model {
             grads[*bi] = Some(ones.matmul(&dz)?.squeeze(0)?);
             if k > 0 {
                 // Through the weights, then the ReLU: keep where its input was positive.
-                let da = dz.matmul(w.as_tensor())?;
+                let da = dz.matmul(&w.as_tensor().detach())?;
                 let mask = pre[k - 1].gt(0f32)?.to_dtype(DType::F32)?;
                 dz = da.mul(&mask)?;
             }
@@ -339,13 +365,17 @@ impl Model {
     /// Loads parameters saved by [`Model::tensors`] (a safetensors checkpoint).
     pub fn load_tensors(&self, path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (name, v) in &self.params {
-            let t = tensors.get(name).ok_or_else(|| {
-                Error::data(path, format!("checkpoint has no tensor '{name}'"))
-            })?;
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| Error::data(path, format!("checkpoint has no tensor '{name}'")))?;
             if t.dims() != v.dims() {
                 return Err(Error::data(
                     path,
-                    format!("tensor '{name}' is {:?}, the model needs {:?}", t.dims(), v.dims()),
+                    format!(
+                        "tensor '{name}' is {:?}, the model needs {:?}",
+                        t.dims(),
+                        v.dims()
+                    ),
                 ));
             }
             v.set(&t.to_dtype(DType::F32)?.to_device(v.device())?)?;
@@ -383,15 +413,37 @@ mod tests {
         };
         assert_eq!(flat(&a), flat(&b));
         assert_ne!(flat(&a), flat(&c));
-        assert_eq!(a.num_params(), 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+        assert_eq!(
+            a.num_params(),
+            784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
+        );
         let names: Vec<&str> = a.named_vars().iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "fc3.bias", "fc3.weight"]);
+        assert_eq!(
+            names,
+            [
+                "fc1.bias",
+                "fc1.weight",
+                "fc2.bias",
+                "fc2.weight",
+                "fc3.bias",
+                "fc3.weight"
+            ]
+        );
         // PyTorch's bound U(±1/sqrt(fan_in)): 1/28 for fc1, 1/16 for fc2; and it is used.
         for (name, v) in a.named_vars() {
-            let bound = if name.starts_with("fc1") { 1.0 / 28.0 } else if name.starts_with("fc2") { 1.0 / 16.0 } else { 1.0 / 128f32.sqrt() };
+            let bound = if name.starts_with("fc1") {
+                1.0 / 28.0
+            } else if name.starts_with("fc2") {
+                1.0 / 16.0
+            } else {
+                1.0 / 128f32.sqrt()
+            };
             let w: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
             let max = w.iter().fold(0f32, |m, x| m.max(x.abs()));
-            assert!(max <= bound && (name.ends_with("bias") || max > 0.9 * bound), "{name}: {max} vs {bound}");
+            assert!(
+                max <= bound && (name.ends_with("bias") || max > 0.9 * bound),
+                "{name}: {max} vs {bound}"
+            );
         }
     }
 
@@ -399,11 +451,19 @@ mod tests {
     fn every_architecture_gives_logits_per_class() {
         let dev = Device::Cpu;
         let x = Tensor::zeros((3, 784), DType::F32, &dev).unwrap();
-        for cfg in [ModelConfig::default(), ModelConfig::Linear, ModelConfig::Cnn] {
+        for cfg in [
+            ModelConfig::default(),
+            ModelConfig::Linear,
+            ModelConfig::Cnn,
+        ] {
             let m = Model::new(&cfg, MNIST, 10, 1, &dev).unwrap();
             assert_eq!(m.forward(&x).unwrap().dims(), &[3, 10], "{cfg:?}");
         }
-        let cifar = ImageShape { channels: 3, height: 32, width: 32 };
+        let cifar = ImageShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        };
         let m = Model::new(&ModelConfig::Cnn, cifar, 10, 1, &dev).unwrap();
         let x = Tensor::zeros((2, 3072), DType::F32, &dev).unwrap();
         assert_eq!(m.forward(&x).unwrap().dims(), &[2, 10]);
@@ -414,7 +474,12 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1.0, (5, 784), &dev).unwrap();
         let y = Tensor::new(&[3u32, 0, 9, 3, 7], &dev).unwrap();
-        for cfg in [ModelConfig::Mlp { hidden: vec![32, 16] }, ModelConfig::Linear] {
+        for cfg in [
+            ModelConfig::Mlp {
+                hidden: vec![32, 16],
+            },
+            ModelConfig::Linear,
+        ] {
             let m = Model::new(&cfg, MNIST, 10, 4, &dev).unwrap();
             let (loss, grads) = m.loss_and_grads(&x, &y).unwrap();
             let auto = candle_nn::loss::cross_entropy(&m.forward(&x).unwrap(), &y).unwrap();
@@ -425,6 +490,7 @@ mod tests {
                 let diff = (g - want).unwrap().abs().unwrap().max_all().unwrap();
                 assert!(diff.to_scalar::<f32>().unwrap() < 1e-5, "{name}");
                 assert_eq!(g.dims(), v.dims(), "{name}");
+                assert!(!g.track_op(), "{name}: gradient carries an autograd graph");
             }
         }
     }
@@ -435,7 +501,9 @@ mod tests {
         let m = Model::new(&ModelConfig::Linear, MNIST, 10, 3, &dev).unwrap();
         let snap = m.snapshot().unwrap();
         let before: Vec<f32> = m.vars()[1].flatten_all().unwrap().to_vec1().unwrap();
-        m.vars()[1].set(&m.vars()[1].affine(2.0, 1.0).unwrap()).unwrap();
+        m.vars()[1]
+            .set(&m.vars()[1].affine(2.0, 1.0).unwrap())
+            .unwrap();
         m.restore(&snap).unwrap();
         let after: Vec<f32> = m.vars()[1].flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(before, after);
@@ -447,7 +515,10 @@ mod tests {
             ModelConfig::parse("resnet", "").unwrap_err().to_string(),
             "--model resnet: unknown model (allowed: mlp, linear, cnn)"
         );
-        assert!(ModelConfig::parse("mlp", "256,0").unwrap_err().to_string().contains("--hidden 256,0"));
+        assert!(ModelConfig::parse("mlp", "256,0")
+            .unwrap_err()
+            .to_string()
+            .contains("--hidden 256,0"));
         assert_eq!(
             ModelConfig::parse("MLP", "64").unwrap(),
             ModelConfig::Mlp { hidden: vec![64] }

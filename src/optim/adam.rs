@@ -19,10 +19,25 @@ pub struct AdamConfig {
 impl AdamConfig {
     pub fn validate(&self) -> Result<()> {
         let (b1, b2) = self.betas;
-        check("betas", b1, (0.0..1.0).contains(&b1), "beta1 must be in [0, 1)")?;
-        check("betas", b2, (0.0..1.0).contains(&b2), "beta2 must be in [0, 1)")?;
+        check(
+            "betas",
+            b1,
+            (0.0..1.0).contains(&b1),
+            "beta1 must be in [0, 1)",
+        )?;
+        check(
+            "betas",
+            b2,
+            (0.0..1.0).contains(&b2),
+            "beta2 must be in [0, 1)",
+        )?;
         check("eps", self.eps, self.eps >= 0.0, "must be >= 0")?;
-        check("weight-decay", self.weight_decay, self.weight_decay >= 0.0, "must be >= 0")
+        check(
+            "weight-decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "must be >= 0",
+        )
     }
 }
 
@@ -65,13 +80,22 @@ impl Adam {
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let bc2_sqrt = (1.0 - b2.powi(self.t as i32)).sqrt();
         let step_size = self.lr / bc1;
-        for (((var, m), v), g) in self.vars.iter().zip(&mut self.m).zip(&mut self.v).zip(grads) {
+        for (((var, m), v), g) in self
+            .vars
+            .iter()
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+            .zip(grads)
+        {
             let Some(g) = g else { continue };
-            let mut p = var.as_tensor().clone();
+            // Detached: moments that kept their autograd history would keep every earlier
+            // step's tensors alive.
+            let mut p = var.as_tensor().detach();
+            let g = g.detach();
             let g = if wd != 0.0 && !self.decoupled {
                 (g + (&p * wd)?)?
             } else {
-                g.clone()
+                g
             };
             if wd != 0.0 && self.decoupled {
                 p = (p * (1.0 - self.lr * wd))?;
@@ -123,7 +147,11 @@ mod tests {
     #[test]
     fn adam_matches_pytorchs_update_rule() {
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let cfg = AdamConfig { betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.01 };
+        let cfg = AdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+        };
         let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, false);
         let (mut p, mut m, mut v) = ([1.0f64, -2.0], [0.0f64; 2], [0.0f64; 2]);
         for t in 1..=5 {
@@ -147,9 +175,32 @@ mod tests {
     }
 
     #[test]
+    fn state_keeps_no_autograd_history() {
+        let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+        let cfg = AdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, false);
+        for _ in 0..3 {
+            let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
+            opt.step(&loss.backward().unwrap()).unwrap();
+        }
+        let state = opt.state_tensors();
+        assert_eq!(state.len(), 2);
+        // A tracked moment would chain every earlier step's tensors (a leak of ~1 GB an epoch).
+        assert!(state.values().all(|t| !t.track_op()));
+    }
+
+    #[test]
     fn adamw_decays_weights_even_with_zero_gradient() {
         let w = Var::new(&[2.0f32], &Device::Cpu).unwrap();
-        let cfg = AdamConfig { betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.5 };
+        let cfg = AdamConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.5,
+        };
         let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, true);
         // loss = (w - stop_grad(w))²: gradient 0, so only the decoupled decay acts:
         // 2·(1 - 0.1·0.5) = 1.9. (candle drops `w·0` from the graph, hence this form.)

@@ -226,14 +226,14 @@ mod tests {
             e.to_string(),
             "--optimizer rmsprop: unknown optimizer (allowed: sgd, adam, adamw)"
         );
-        let e = OptimizerConfig::from_flags("sgd", 1.5, false, None, (0.9, 0.999), 1e-8)
-            .unwrap_err();
+        let e =
+            OptimizerConfig::from_flags("sgd", 1.5, false, None, (0.9, 0.999), 1e-8).unwrap_err();
         assert!(e.to_string().starts_with("--momentum 1.5"), "{e}");
-        let e = OptimizerConfig::from_flags("adam", 0.0, false, None, (1.0, 0.999), 1e-8)
-            .unwrap_err();
+        let e =
+            OptimizerConfig::from_flags("adam", 0.0, false, None, (1.0, 0.999), 1e-8).unwrap_err();
         assert!(e.to_string().starts_with("--betas 1"), "{e}");
-        let e = OptimizerConfig::from_flags("adam", 0.0, true, None, (0.9, 0.999), 1e-8)
-            .unwrap_err();
+        let e =
+            OptimizerConfig::from_flags("adam", 0.0, true, None, (0.9, 0.999), 1e-8).unwrap_err();
         assert!(e.to_string().contains("--nesterov"), "{e}");
         match OptimizerConfig::from_flags("AdamW", 0.0, false, None, (0.9, 0.999), 1e-8).unwrap() {
             OptimizerConfig::AdamW(c) => assert_eq!(c.weight_decay, 0.01),

@@ -19,8 +19,18 @@ pub struct SgdConfig {
 
 impl SgdConfig {
     pub fn validate(&self) -> Result<()> {
-        check("momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "must be in [0, 1)")?;
-        check("weight-decay", self.weight_decay, self.weight_decay >= 0.0, "must be >= 0")?;
+        check(
+            "momentum",
+            self.momentum,
+            (0.0..1.0).contains(&self.momentum),
+            "must be in [0, 1)",
+        )?;
+        check(
+            "weight-decay",
+            self.weight_decay,
+            self.weight_decay >= 0.0,
+            "must be >= 0",
+        )?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(crate::error::Error::invalid(format!(
                 "--nesterov: needs --momentum > 0 and zero dampening (got momentum {})",
@@ -61,10 +71,14 @@ impl Sgd {
         let c = &self.config;
         for ((var, buf), g) in self.vars.iter().zip(self.bufs.iter_mut()).zip(grads) {
             let Some(g) = g else { continue };
+            // Detached: a buffer that kept its autograd history would keep every earlier
+            // step's tensors alive.
+            let p = var.as_tensor().detach();
+            let g = g.detach();
             let mut g = if c.weight_decay != 0.0 {
-                (g + (var.as_tensor() * c.weight_decay)?)?
+                (g + (&p * c.weight_decay)?)?
             } else {
-                g.clone()
+                g
             };
             if c.momentum != 0.0 {
                 let b = match buf.take() {
@@ -78,7 +92,7 @@ impl Sgd {
                 };
                 *buf = Some(b);
             }
-            var.set(&(var.as_tensor() - (g * self.lr)?)?)?;
+            var.set(&(p - (g * self.lr)?)?)?;
         }
         Ok(())
     }
@@ -87,7 +101,10 @@ impl Sgd {
         self.bufs
             .iter()
             .enumerate()
-            .filter_map(|(i, b)| b.as_ref().map(|b| (format!("momentum_buffer.{i}"), b.clone())))
+            .filter_map(|(i, b)| {
+                b.as_ref()
+                    .map(|b| (format!("momentum_buffer.{i}"), b.clone()))
+            })
             .collect()
     }
 
@@ -113,7 +130,12 @@ mod tests {
     #[test]
     fn nesterov_momentum_weight_decay_match_pytorch_by_hand() {
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let cfg = SgdConfig { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.01 };
+        let cfg = SgdConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.01,
+        };
         let mut opt = Sgd::new(vec![w.clone()], cfg, 0.1);
         // Hand-rolled reference in f64 of the same update rule.
         let mut p = [1.0f64, -2.0];
@@ -142,7 +164,12 @@ mod tests {
     #[test]
     fn plain_sgd_is_p_minus_lr_g() {
         let w = Var::new(&[3.0f32], &Device::Cpu).unwrap();
-        let cfg = SgdConfig { momentum: 0.0, dampening: 0.0, nesterov: false, weight_decay: 0.0 };
+        let cfg = SgdConfig {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
         let mut opt = Sgd::new(vec![w.clone()], cfg, 0.25);
         let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();

@@ -1,25 +1,96 @@
-// TEMP stub until the plot module lands.
-use std::path::Path;
+//! Figures: the LR range test, per-epoch training curves, LR schedules and the stability check.
+//!
+//! Every figure is drawn by one generic `draw` function, so the same code renders a PNG file,
+//! an SVG file and an SVG string (tests, embedding). Files go through
+//! [`crate::report::atomic`], so a failed plot never leaves a half-written file behind.
+//! Fonts come from the `dejavu` crate and are registered on first use: no system fonts are
+//! needed and callers have nothing to set up.
+
+mod check;
+mod curves;
+mod format;
+mod output;
+mod range_test;
+mod scale;
+mod schedule;
+mod style;
+
+use std::path::{Path, PathBuf};
+
+pub use check::{check, check_svg, CheckCurve, CheckPlot};
+pub use curves::{curves, curves_svg, CurvesPlot};
+pub use range_test::{range_test, range_test_svg, RangeTestPlot, Suggestion};
+pub use schedule::{schedule, schedule_svg, SchedulePlot};
+
+/// Why a figure could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("{0}: unsupported plot format (allowed: .png, .svg)")]
-    Ext(String),
+    /// The output path's extension names no format we can write.
+    #[error("cannot plot to {}: unsupported file extension (allowed: .png, .svg)", path.display())]
+    UnsupportedFormat { path: PathBuf },
+    /// The embedded font could not be loaded (a broken build, not bad input).
+    #[error("cannot load the plot font: {0}")]
+    Font(String),
+    /// plotters failed while drawing.
+    #[error("drawing failed: {0}")]
+    Draw(String),
+    /// The finished figure could not be written (the previous file, if any, is untouched).
+    #[error(transparent)]
+    Write(#[from] crate::report::atomic::WriteError),
 }
+
+/// Output format of a figure file, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlotFormat { Png, Svg }
+pub enum PlotFormat {
+    Png,
+    Svg,
+}
+
 impl PlotFormat {
+    /// `.png` or `.svg`, in any case. Cheap and side-effect free, so the CLI can reject a bad
+    /// `--plot` path before a long run starts.
     pub fn from_path(path: &Path) -> Result<Self, PlotError> {
-        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
-            Some("png") => Ok(Self::Png), Some("svg") => Ok(Self::Svg), _ => Err(PlotError::Ext(path.display().to_string())) }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("png") => Ok(Self::Png),
+            Some("svg") => Ok(Self::Svg),
+            _ => Err(PlotError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            }),
+        }
     }
 }
-pub struct Suggestion { pub lr: f64, pub loss: f64, pub label: String }
-pub struct RangeTestPlot<'a> { pub lrs: &'a [f64], pub losses: &'a [f64], pub smoothed: &'a [f64], pub suggestion: Option<Suggestion>, pub title: String }
-pub fn range_test(_path: &Path, _plot: &RangeTestPlot) -> Result<(), PlotError> { Ok(()) }
-pub struct CurvesPlot<'a> { pub epochs: &'a [usize], pub train_loss: &'a [f64], pub val_loss: &'a [f64], pub val_accuracy: &'a [f64], pub lr: &'a [f64], pub title: String }
-pub fn curves(_path: &Path, _plot: &CurvesPlot) -> Result<(), PlotError> { Ok(()) }
-pub struct CheckCurve<'a> { pub label: String, pub lrs: &'a [f64], pub smoothed: &'a [f64], pub suggestion: Option<f64> }
-pub struct CheckPlot<'a> { pub curves: Vec<CheckCurve<'a>>, pub baseline: Option<f64>, pub title: String }
-pub fn check(_path: &Path, _plot: &CheckPlot) -> Result<(), PlotError> { Ok(()) }
-pub struct SchedulePlot<'a> { pub lr: &'a [Vec<f64>], pub momentum: Option<&'a [Vec<f64>]>, pub title: String }
-pub fn schedule(_path: &Path, _plot: &SchedulePlot) -> Result<(), PlotError> { Ok(()) }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_from_extension_ignores_case() {
+        assert_eq!(
+            PlotFormat::from_path(Path::new("a/b.png")).unwrap(),
+            PlotFormat::Png
+        );
+        assert_eq!(
+            PlotFormat::from_path(Path::new("B.SVG")).unwrap(),
+            PlotFormat::Svg
+        );
+        assert_eq!(
+            PlotFormat::from_path(Path::new("x.Png")).unwrap(),
+            PlotFormat::Png
+        );
+    }
+
+    #[test]
+    fn unknown_extension_names_path_and_allowed_formats() {
+        for p in ["out/plot.jpg", "plot", "plot.png.bak", ".svg"] {
+            let e = PlotFormat::from_path(Path::new(p)).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(p), "{msg}");
+            assert!(msg.contains("allowed: .png, .svg"), "{msg}");
+        }
+    }
+}

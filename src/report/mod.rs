@@ -71,7 +71,10 @@ impl RangeTestReport {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Report {
             path: path.to_path_buf(),
-            reason: format!("{e}; run `lrfind --report {}` first to make one", path.display()),
+            reason: format!(
+                "{e}; run `lrfind --report {}` first to make one",
+                path.display()
+            ),
         })?;
         serde_json::from_str(&text).map_err(|e| Error::Report {
             path: path.to_path_buf(),

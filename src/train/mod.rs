@@ -135,7 +135,13 @@ pub enum Outcome {
 
 /// Sees the run as it goes: batches (for progress; may interrupt) and finished epochs.
 pub trait Observer {
-    fn batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f64) -> ControlFlow<()> {
+    fn batch(
+        &mut self,
+        _epoch: usize,
+        _batch: usize,
+        _batches: usize,
+        _loss: f64,
+    ) -> ControlFlow<()> {
         ControlFlow::Continue(())
     }
     /// Called after each finished epoch, with the run in its end-of-epoch state.
@@ -171,7 +177,10 @@ impl Run {
             StepLoss::TrainBatch,
             config.setup.order_seed(),
         )?;
-        let mut groups = ParamGroups::new(vec![config.lr], Some(vec![config.setup.optimizer.momentum()]));
+        let mut groups = ParamGroups::new(
+            vec![config.lr],
+            Some(vec![config.setup.optimizer.momentum()]),
+        );
         let scheduler = match config.scheduler_for(batches) {
             Some(s) => Some(s.build(&mut groups)?),
             None => None,
@@ -199,12 +208,16 @@ impl Run {
         checkpoint_path: &std::path::Path,
     ) -> Result<Self> {
         let mut run = Self::new(config, data, device)?;
-        run.learner.model.load_tensors(checkpoint_path, checkpoint)?;
+        run.learner
+            .model
+            .load_tensors(checkpoint_path, checkpoint)?;
         let optim: HashMap<String, Tensor> = checkpoint
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
             .collect();
-        run.learner.optimizer.load_state(&optim, state.optimizer_step)?;
+        run.learner
+            .optimizer
+            .load_state(&optim, state.optimizer_step)?;
         if let Some(s) = run.scheduler.as_mut() {
             for m in &state.scheduler_steps {
                 s.step(&mut run.groups, *m)?;
@@ -282,7 +295,11 @@ impl Run {
                 .evaluate(self.learner.data.test_len(), self.config.eval_batch_size)?;
             if interval == Interval::Epoch {
                 let needs = self.scheduler.is_some()
-                    && self.config.scheduler.as_ref().is_some_and(|s| s.needs_metric());
+                    && self
+                        .config
+                        .scheduler
+                        .as_ref()
+                        .is_some_and(|s| s.needs_metric());
                 self.step_scheduler(needs.then_some(val_loss))?;
             }
             let improved = self.state.best_val_loss.is_none_or(|b| val_loss < b);

@@ -37,10 +37,17 @@ impl RunDir {
             )));
         }
         std::fs::create_dir_all(path).map_err(|e| {
-            Error::invalid(format!("--out-dir {}: cannot create it ({e})", path.display()))
+            Error::invalid(format!(
+                "--out-dir {}: cannot create it ({e})",
+                path.display()
+            ))
         })?;
         check_writable(&path.join(CONFIG)).map_err(|e| {
-            Error::invalid(format!("--out-dir {}: not writable ({})", path.display(), e.source))
+            Error::invalid(format!(
+                "--out-dir {}: not writable ({})",
+                path.display(),
+                e.source
+            ))
         })?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -69,7 +76,9 @@ impl RunDir {
             .map_err(|e| not_a_run(format!("{CONFIG}: {e}")))?;
         let ckpt_path = path.join(CHECKPOINT);
         if !ckpt_path.is_file() {
-            return Err(not_a_run(format!("no {CHECKPOINT}: no epoch has finished yet")));
+            return Err(not_a_run(format!(
+                "no {CHECKPOINT}: no epoch has finished yet"
+            )));
         }
         let ckpt = candle_core::safetensors::load(&ckpt_path, device)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: {}", first_line(&e.to_string()))))?;
@@ -83,7 +92,13 @@ impl RunDir {
         let format = ["png", "svg"]
             .into_iter()
             .find(|e| path.join(format!("curves.{e}")).exists())
-            .map_or(PlotFormat::Png, |e| if e == "svg" { PlotFormat::Svg } else { PlotFormat::Png });
+            .map_or(PlotFormat::Png, |e| {
+                if e == "svg" {
+                    PlotFormat::Svg
+                } else {
+                    PlotFormat::Png
+                }
+            });
         Ok((
             Self {
                 path: path.to_path_buf(),
@@ -112,15 +127,21 @@ impl RunDir {
 
     fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
         let mut jsonl = String::new();
-        let mut csv = String::from(
-            "epoch,train_loss,val_loss,val_accuracy,lr,lr_end,momentum,seconds\n",
-        );
+        let mut csv =
+            String::from("epoch,train_loss,val_loss,val_accuracy,lr,lr_end,momentum,seconds\n");
         for m in history {
             jsonl.push_str(&serde_json::to_string(m).unwrap_or_default());
             jsonl.push('\n');
             csv.push_str(&format!(
                 "{},{},{},{},{},{},{},{}\n",
-                m.epoch, m.train_loss, m.val_loss, m.val_accuracy, m.lr, m.lr_end, m.momentum, m.seconds
+                m.epoch,
+                m.train_loss,
+                m.val_loss,
+                m.val_accuracy,
+                m.lr,
+                m.lr_end,
+                m.momentum,
+                m.seconds
             ));
         }
         write_atomic(&self.file(METRICS_JSONL), jsonl.as_bytes())?;
@@ -189,7 +210,10 @@ impl Observer for RunDir {
         let state = serde_json::to_vec(&run.state)
             .map_err(|e| Error::invalid(format!("cannot serialise the run state: {e}")))?;
         let n = state.len();
-        ckpt.insert("meta.state".into(), Tensor::from_vec(state, n, &Device::Cpu)?);
+        ckpt.insert(
+            "meta.state".into(),
+            Tensor::from_vec(state, n, &Device::Cpu)?,
+        );
         write_safetensors(&self.file(CHECKPOINT), &ckpt)?;
         self.write_metrics(&run.state.history)?;
         self.write_curves(&run.config, &run.state.history)?;

@@ -1,0 +1,203 @@
+//! The stability check (`lrfind check`): every seed's smoothed curve with its suggestion, and
+//! the band between the lowest and highest suggestion.
+
+use std::path::Path;
+
+use plotters::chart::SeriesLabelPosition;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::output::{draw_err, save, to_svg, Figure};
+use super::scale::{finite_span, interpolate, loss_view, Axis};
+use super::style::{self, Panel};
+use super::{format, PlotError};
+
+#[derive(Debug, Clone)]
+pub struct CheckCurve<'a> {
+    pub label: String,
+    pub lrs: &'a [f64],
+    pub smoothed: &'a [f64],
+    pub suggestion: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckPlot<'a> {
+    pub curves: Vec<CheckCurve<'a>>,
+    pub baseline: Option<f64>,
+    pub title: String,
+}
+
+pub fn check(path: &Path, plot: &CheckPlot) -> Result<(), PlotError> {
+    save(path, plot)
+}
+
+pub fn check_svg(plot: &CheckPlot) -> Result<String, PlotError> {
+    to_svg(plot)
+}
+
+impl Figure for CheckPlot<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 600)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        draw(root, self)
+    }
+}
+
+fn usable(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &CheckPlot) -> Result<(), PlotError> {
+    let lrs = p
+        .curves
+        .iter()
+        .flat_map(|c| c.lrs.iter().copied().chain(c.suggestion))
+        .chain(p.baseline)
+        .filter(|&v| usable(v));
+    let Some((lr_lo, lr_hi)) = finite_span(lrs) else {
+        return style::empty(root, &p.title, "no curves to plot");
+    };
+    let curves: Vec<Vec<f64>> = p.curves.iter().map(|c| c.smoothed.to_vec()).collect();
+    let Some((y_lo, y_hi)) = loss_view(&curves, &[]) else {
+        return style::empty(root, &p.title, "no finite loss values to plot");
+    };
+    let x = Axis::log(lr_lo, lr_hi);
+    let y = Axis::linear(y_lo, y_hi);
+    let area = style::titled(root, &p.title)?;
+    let mut chart = style::panel(
+        &area,
+        &Panel {
+            x: &x,
+            y: &y,
+            x_desc: Some("learning rate (log scale)"),
+            y_desc: "smoothed loss",
+        },
+    )?;
+
+    // The band first, under everything.
+    let sugg: Vec<f64> = p
+        .curves
+        .iter()
+        .filter_map(|c| c.suggestion)
+        .filter(|&v| usable(v))
+        .collect();
+    if let (Some((s_lo, s_hi)), Some(a), Some(b)) = (
+        finite_span(sugg.iter().copied()),
+        sugg.iter()
+            .copied()
+            .reduce(f64::min)
+            .and_then(|v| x.coord(v)),
+        sugg.iter()
+            .copied()
+            .reduce(f64::max)
+            .and_then(|v| x.coord(v)),
+    ) {
+        let (y0, y1) = y.range();
+        let band = style::series_color(7).mix(0.18);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, y0), (b.max(a), y1)],
+                band.filled(),
+            )))
+            .map_err(draw_err)?
+            .label(format!(
+                "suggestions {} – {}",
+                format::lr(s_lo),
+                format::lr(s_hi)
+            ))
+            .legend(move |(px, py)| {
+                Rectangle::new([(px - 12, py - 6), (px + 12, py + 6)], band.filled())
+            });
+    }
+
+    for (i, c) in p.curves.iter().enumerate() {
+        let color = style::series_color(i);
+        let pts: Vec<Option<(f64, f64)>> = c
+            .lrs
+            .iter()
+            .zip(c.smoothed)
+            .map(|(&lr, &v)| Some((x.coord(lr)?, y.coord(v)?)))
+            .collect();
+        style::line(
+            &mut chart,
+            &x,
+            &y,
+            &pts,
+            color.stroke_width(2),
+            Some(&c.label),
+        )?;
+        if let Some(xc) = c.suggestion.filter(|&v| usable(v)).and_then(|v| x.coord(v)) {
+            style::vline(&mut chart, &y, xc, color.mix(0.6).stroke_width(1), None)?;
+            let curve: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
+            if let Some(yc) = interpolate(&curve, xc).filter(|&c| y.contains(c)) {
+                style::highlight(&mut chart, (xc, yc), 5, color)?;
+            }
+        }
+    }
+    if let Some(xc) = p.baseline.filter(|&v| usable(v)).and_then(|v| x.coord(v)) {
+        let label = format!("baseline {}", format::lr(p.baseline.unwrap_or_default()));
+        style::vline(
+            &mut chart,
+            &y,
+            xc,
+            style::DARK.stroke_width(2),
+            Some(&label),
+        )?;
+    }
+    style::legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_seed_band_and_baseline_are_drawn() {
+        let lrs: Vec<f64> = (0..50)
+            .map(|i| 1e-5 * 10f64.powf(i as f64 / 10.0))
+            .collect();
+        let a: Vec<f64> = lrs
+            .iter()
+            .map(|l| 2.3 - 1.5 / (1.0 + (-(l.log10() + 2.5) * 3.0).exp()))
+            .collect();
+        let b: Vec<f64> = a.iter().map(|v| v + 0.05).collect();
+        let svg = check_svg(&CheckPlot {
+            curves: vec![
+                CheckCurve {
+                    label: "seed 0".into(),
+                    lrs: &lrs,
+                    smoothed: &a,
+                    suggestion: Some(3e-3),
+                },
+                CheckCurve {
+                    label: "seed 1".into(),
+                    lrs: &lrs,
+                    smoothed: &b,
+                    suggestion: Some(4e-3),
+                },
+            ],
+            baseline: Some(2e-3),
+            title: "check".into(),
+        })
+        .unwrap();
+        for s in [
+            "seed 0",
+            "seed 1",
+            "suggestions",
+            "baseline",
+            "stroke-dasharray",
+        ] {
+            assert!(svg.contains(s), "missing {s}");
+        }
+        let none = check_svg(&CheckPlot {
+            curves: vec![],
+            baseline: None,
+            title: "x".into(),
+        })
+        .unwrap();
+        assert!(none.contains("no curves"));
+    }
+}
