@@ -60,7 +60,12 @@ fn svg_plot_marks_the_suggestion() {
         svg.contains(&format!("{lr:.3e}")),
         "suggested value not drawn"
     );
-    assert!(svg.contains("stroke-dasharray"), "no dashed marker line");
+    // The dashed marker line: many two-point segments in the suggestion's red.
+    let dashes = svg.lines().filter(|l| {
+        l.contains("<polyline") && l.contains("#D62728") && l.matches(',').count() == 2
+    });
+    assert!(dashes.count() >= 10, "no dashed marker line");
+    assert!(svg.contains("<circle"), "no suggestion point");
 }
 
 #[test]

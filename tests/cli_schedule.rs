@@ -39,7 +39,8 @@ fn json_output_has_lr_and_momentum_for_one_cycle() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["lr"].as_array().unwrap().len(), 11);
-    assert_eq!(v["lr"][0][1].as_f64(), Some(0.04)); // max_lr / div_factor 25, every group
+    // max_lr / div_factor 25 in every group (PyTorch gets 0.04000000000000003 too)
+    assert!((v["lr"][0][1].as_f64().unwrap() - 0.04).abs() < 1e-15);
     assert_eq!(v["momentum"][0][0].as_f64(), Some(0.95));
     assert_eq!(v["scheduler"]["scheduler"], "OneCycleLR");
     let png = std::fs::read(tmp.path().join("s.png")).unwrap();
@@ -82,7 +83,7 @@ fn bad_specs_are_one_line_errors() {
     );
     assert_usage_error(
         lrfind(d).args(["schedule", "StepLR(step_size=2", "--steps", "3"]),
-        "StepLR",
+        "cannot parse scheduler spec",
     );
     assert_usage_error(
         lrfind(d).args(["schedule", "ReduceLROnPlateau()", "--steps", "3"]),

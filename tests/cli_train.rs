@@ -19,7 +19,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
     let d = tmp.path();
     let (code, _, err) = run(lrfind(d).args(data_args()).args([
         "--optimizer",
-        "sgd",
+        "adam",
         "--min",
         "1e-5",
         "--max",
@@ -60,7 +60,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
     let cfg = json(&run_dir.join("config.json"));
     assert_eq!(cfg["lr"].as_f64(), Some(suggested));
     assert_eq!(cfg["setup"]["seed"], 3);
-    assert_eq!(cfg["setup"]["optimizer"]["kind"], "sgd");
+    assert_eq!(cfg["setup"]["optimizer"]["kind"], "adam");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
         .unwrap()
         .lines()
@@ -141,8 +141,7 @@ fn same_seed_same_metrics_and_resume_continues_exactly() {
 fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, _, err) = run(lrfind(d).args(data_args()).args([
-        "train",
+    let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
         "0.1",
         "--optimizer",
@@ -166,8 +165,7 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
     // Per batch: the LR moved within an epoch; starts at max_lr/25, ends near max_lr/(25·1e4).
     assert!((m[0]["lr"].as_f64().unwrap() - 0.2 / 25.0).abs() < 1e-12);
     assert!(m[1]["lr_end"].as_f64().unwrap() < 1e-4);
-    let (code, _, err) = run(lrfind(d).args(data_args()).args([
-        "train",
+    let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
         "0.1",
         "--optimizer",
@@ -199,8 +197,7 @@ fn scheduler_file_is_read() {
         r#"{"scheduler": "ExponentialLR", "params": {"gamma": 0.5}}"#,
     )
     .unwrap();
-    let (code, _, err) = run(lrfind(d).args(data_args()).args([
-        "train",
+    let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
         "0.1",
         "--optimizer",
@@ -303,8 +300,7 @@ fn bad_train_input_is_a_one_line_error_and_loses_nothing() {
 fn an_existing_run_is_never_overwritten() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let (code, _, err) = run(lrfind(d).args(data_args()).args([
-        "train",
+    let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
         "0.05",
         "--epochs",
@@ -316,8 +312,7 @@ fn an_existing_run_is_never_overwritten() {
     assert_eq!(code, 0, "{err}");
     let before = std::fs::read(d.join("r/final.safetensors")).unwrap();
     assert_usage_error(
-        lrfind(d).args(data_args()).args([
-            "train",
+        lrfind(d).arg("train").args(data_args()).args([
             "--lr",
             "0.5",
             "--epochs",

@@ -294,7 +294,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             let run = Run::new(config, data, &device)?;
             dir.write_config(&run.config)?;
             println!(
-                "training {} on {} with {} at lr {:.3e} for {} epochs → {}",
+                "training {} on {} with {} at lr {:.3e} for {} epoch(s) → {}",
                 run.config.setup.model.name(),
                 run.config.setup.data,
                 run.config.setup.optimizer.name(),
