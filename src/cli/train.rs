@@ -217,7 +217,7 @@ impl Observer for Cli {
             self.batch_bar.set_position(0);
         }
         self.batch_bar.inc(1);
-        if batch % 16 == 0 {
+        if batch.is_multiple_of(16) {
             self.batch_bar.set_message(format!("loss {loss:.4}"));
         }
         if progress::interrupted() {

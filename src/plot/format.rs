@@ -32,7 +32,7 @@ pub(crate) fn linear_tick(value: f64, step: f64, max_abs: f64) -> String {
         return "0".to_string();
     }
     let step = step.abs().max(f64::MIN_POSITIVE);
-    if max_abs < 1e-2 || max_abs >= 1e5 {
+    if !(1e-2..1e5).contains(&max_abs) {
         let sig = (max_abs.log10().floor() - step.log10().floor() + 1.0).clamp(1.0, 6.0);
         return sci(value, sig as usize);
     }

@@ -381,13 +381,11 @@ pub(crate) fn clip(
     runs
 }
 
+/// A clipped segment: its two ends, and whether each was moved by the clipping.
+type Clipped = ((f64, f64), (f64, f64), bool, bool);
+
 /// Liang–Barsky clipping of one segment; also says whether each end was moved.
-fn clip_segment(
-    a: (f64, f64),
-    b: (f64, f64),
-    x: (f64, f64),
-    y: (f64, f64),
-) -> Option<((f64, f64), (f64, f64), bool, bool)> {
+fn clip_segment(a: (f64, f64), b: (f64, f64), x: (f64, f64), y: (f64, f64)) -> Option<Clipped> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
     for (p, q) in [
