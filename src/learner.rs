@@ -283,3 +283,74 @@ impl Checkpoint for Learner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{self, DataSource};
+    use crate::finder::{find_lr, SweepConfig};
+    use crate::model::ModelConfig;
+    use crate::optim::OptimizerConfig;
+    use candle_core::Device;
+    use std::ops::ControlFlow;
+
+    fn learner(opt: &str) -> Learner {
+        let dev = Device::Cpu;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
+        let ds = data::load(DataSource::Mnist, Some(&dir)).unwrap();
+        let data = DeviceData::new(ds, &dev).unwrap();
+        let model = Model::new(&ModelConfig::Mlp { hidden: vec![32] }, data.shape, 10, 1, &dev).unwrap();
+        let cfg = OptimizerConfig::from_flags(opt, 0.9 * f64::from(u8::from(opt == "sgd")), false, None, (0.9, 0.999), 1e-8).unwrap();
+        let optimizer = cfg.build(model.vars(), 0.01).unwrap();
+        Learner::new(model, optimizer, data, 32, 1, StepLoss::TrainBatch, 9).unwrap()
+    }
+
+    fn weights(l: &Learner) -> Vec<Vec<u32>> {
+        l.model
+            .vars()
+            .iter()
+            .map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_range_test_leaves_model_and_optimizer_as_they_were() {
+        for opt in ["sgd", "adam"] {
+            let mut a = learner(opt);
+            // Some training first, so there is optimizer state (momentum buffers, moments).
+            for _ in 0..3 {
+                a.train_step(0.01).unwrap();
+            }
+            let before = weights(&a);
+            let lr_before = a.optimizer.learning_rate();
+            let cfg = SweepConfig { min_lr: 1e-4, max_lr: 1.0, num_steps: 25, ..SweepConfig::default() };
+            let curve = find_lr(&mut a, &cfg, &mut |_| ControlFlow::Continue(())).unwrap();
+            assert!(curve.lrs.len() > 5);
+            assert_eq!(weights(&a), before, "{opt}: weights changed");
+            assert_eq!(a.optimizer.learning_rate(), lr_before);
+            // The next step equals that of a twin that never ran the sweep: same weights,
+            // optimizer state and batch order.
+            let mut b = learner(opt);
+            for _ in 0..3 {
+                b.train_step(0.01).unwrap();
+            }
+            let (la, lb) = (a.train_step(0.01).unwrap(), b.train_step(0.01).unwrap());
+            assert_eq!(la.to_bits(), lb.to_bits(), "{opt}");
+            assert_eq!(weights(&a), weights(&b), "{opt}");
+        }
+    }
+
+    #[test]
+    fn sharded_gradients_equal_the_whole_batch_gradient() {
+        let l = learner("sgd");
+        let idx: Vec<u32> = (0..64).collect();
+        let b = l.data.train_batch(&idx).unwrap();
+        let (whole_loss, whole) = l.model.loss_and_grads(&b.x, &b.y).unwrap();
+        let (loss, sharded) = l.pool.install(|| sharded_loss_and_grads(&l.model, &b, 2)).unwrap();
+        assert!((loss - whole_loss).abs() < 1e-6);
+        for (g, w) in sharded.iter().zip(&whole) {
+            let d = (g - w).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-6, "{d}");
+        }
+    }
+}

@@ -92,7 +92,7 @@ impl Sgd {
                 };
                 *buf = Some(b);
             }
-            var.set(&(p - (g * self.lr)?)?)?;
+            axpy(var, -self.lr, &g)?;
         }
         Ok(())
     }
@@ -111,6 +111,50 @@ impl Sgd {
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         self.bufs = super::load_buffers(tensors, "momentum_buffer", self.vars.len())?;
         Ok(())
+    }
+}
+
+/// `var += alpha · g`. On the CPU in place in one pass (the generic form allocates two
+/// temporaries and copies back: three passes over every weight, each step).
+pub(crate) fn axpy(var: &Var, alpha: f64, g: &Tensor) -> Result<()> {
+    let p = var.as_tensor();
+    if p.device().is_cpu() && p.dtype() == candle_core::DType::F32 && p.shape() == g.shape() {
+        let g = g.contiguous()?;
+        p.inplace_op2(&g, &Axpy(alpha as f32))?;
+    } else {
+        var.set(&(p.detach() + (g * alpha)?)?)?;
+    }
+    Ok(())
+}
+
+struct Axpy(f32);
+
+impl candle_core::InplaceOp2 for Axpy {
+    fn name(&self) -> &'static str {
+        "axpy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::CpuStorage::F32;
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("axpy: non-contiguous operands");
+        };
+        match (s1, s2) {
+            (F32(p), F32(g)) => {
+                for (x, y) in p[a0..a1].iter_mut().zip(&g[b0..b1]) {
+                    *x += self.0 * y;
+                }
+                Ok(())
+            }
+            _ => candle_core::bail!("axpy: f32 operands expected"),
+        }
     }
 }
 
