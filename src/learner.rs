@@ -299,8 +299,23 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
         let ds = data::load(DataSource::Mnist, Some(&dir)).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
-        let model = Model::new(&ModelConfig::Mlp { hidden: vec![32] }, data.shape, 10, 1, &dev).unwrap();
-        let cfg = OptimizerConfig::from_flags(opt, 0.9 * f64::from(u8::from(opt == "sgd")), false, None, (0.9, 0.999), 1e-8).unwrap();
+        let model = Model::new(
+            &ModelConfig::Mlp { hidden: vec![32] },
+            data.shape,
+            10,
+            1,
+            &dev,
+        )
+        .unwrap();
+        let cfg = OptimizerConfig::from_flags(
+            opt,
+            0.9 * f64::from(u8::from(opt == "sgd")),
+            false,
+            None,
+            (0.9, 0.999),
+            1e-8,
+        )
+        .unwrap();
         let optimizer = cfg.build(model.vars(), 0.01).unwrap();
         Learner::new(model, optimizer, data, 32, 1, StepLoss::TrainBatch, 9).unwrap()
     }
@@ -309,7 +324,15 @@ mod tests {
         l.model
             .vars()
             .iter()
-            .map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect())
+            .map(|v| {
+                v.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect()
+            })
             .collect()
     }
 
@@ -323,7 +346,12 @@ mod tests {
             }
             let before = weights(&a);
             let lr_before = a.optimizer.learning_rate();
-            let cfg = SweepConfig { min_lr: 1e-4, max_lr: 1.0, num_steps: 25, ..SweepConfig::default() };
+            let cfg = SweepConfig {
+                min_lr: 1e-4,
+                max_lr: 1.0,
+                num_steps: 25,
+                ..SweepConfig::default()
+            };
             let curve = find_lr(&mut a, &cfg, &mut |_| ControlFlow::Continue(())).unwrap();
             assert!(curve.lrs.len() > 5);
             assert_eq!(weights(&a), before, "{opt}: weights changed");
@@ -346,10 +374,20 @@ mod tests {
         let idx: Vec<u32> = (0..64).collect();
         let b = l.data.train_batch(&idx).unwrap();
         let (whole_loss, whole) = l.model.loss_and_grads(&b.x, &b.y).unwrap();
-        let (loss, sharded) = l.pool.install(|| sharded_loss_and_grads(&l.model, &b, 2)).unwrap();
+        let (loss, sharded) = l
+            .pool
+            .install(|| sharded_loss_and_grads(&l.model, &b, 2))
+            .unwrap();
         assert!((loss - whole_loss).abs() < 1e-6);
         for (g, w) in sharded.iter().zip(&whole) {
-            let d = (g - w).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let d = (g - w)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(d < 1e-6, "{d}");
         }
     }

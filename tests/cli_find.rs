@@ -353,3 +353,26 @@ fn ctrl_c_stops_the_sweep_and_writes_what_was_measured() {
         .unwrap()
         .starts_with("interrupted"));
 }
+
+#[test]
+fn a_named_dataset_is_found_under_lrfind_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("datasets");
+    std::fs::create_dir_all(root.join("mnist")).unwrap();
+    for f in files(&fixture("mnist")) {
+        std::fs::copy(fixture("mnist").join(&f), root.join("mnist").join(&f)).unwrap();
+    }
+    let (code, _, err) = run(lrfind(tmp.path()).env("LRFIND_DATA", &root).args([
+        "--data",
+        "mnist",
+        "--num-steps",
+        "20",
+        "-q",
+    ]));
+    assert!(code == 0 || code == 1, "{err}");
+    let r = json(&tmp.path().join("lrfind.json"));
+    assert_eq!(
+        r["settings"]["data_origin"],
+        root.join("mnist").display().to_string()
+    );
+}
