@@ -56,9 +56,4 @@ impl Error {
             reason: reason.into(),
         }
     }
-
-    /// Whether the user's input caused this (exit code 2) rather than the run itself.
-    pub fn is_usage(&self) -> bool {
-        !matches!(self, Error::Candle(_))
-    }
 }
