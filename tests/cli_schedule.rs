@@ -126,7 +126,7 @@ fn golden_example_reproduces_the_pytorch_file() {
         .unwrap()
         .join("examples/golden");
     if !example.is_file() {
-        eprintln!("skipped: {} not built", example.display());
+        say_skipped(&format!("{} not built", example.display()));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

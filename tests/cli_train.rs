@@ -366,3 +366,63 @@ fn full_mnist_three_epochs_sgd_at_the_suggestion() {
     let acc = m["history"][0]["val_accuracy"].as_f64().unwrap();
     assert!(acc > 0.95, "{acc} {out}");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_every_finished_epoch_and_the_run_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bin = assert_cmd::cargo::cargo_bin("lrfind");
+    let child = std::process::Command::new(&bin)
+        .current_dir(d)
+        .env_remove("RUST_BACKTRACE")
+        .args([
+            "train",
+            "--lr",
+            "0.003",
+            "--epochs",
+            "10000",
+            "--out-dir",
+            "run",
+            "-q",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until at least one epoch has finished, then interrupt.
+    let state = d.join("run/state.json");
+    let t = std::time::Instant::now();
+    while !state.exists() && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("interrupted during epoch"), "{stdout}");
+    let s = json(&state);
+    let done = s["epochs_done"].as_u64().unwrap() as usize;
+    assert!(done >= 1);
+    let lines = std::fs::read_to_string(d.join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, done, "metrics hold exactly the finished epochs");
+    assert!(files(&d.join("run"))
+        .iter()
+        .all(|f| !f.starts_with(".lrfind-tmp")));
+    // It resumes for one more epoch.
+    let (code, out, err) = run(lrfind(d)
+        .args(["train", "--resume", "run", "--epochs"])
+        .arg((done + 1).to_string())
+        .arg("-q"));
+    assert_eq!(code, 0, "{out}{err}");
+    let lines = std::fs::read_to_string(d.join("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, done + 1);
+}

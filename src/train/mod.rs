@@ -228,6 +228,31 @@ impl Run {
         Ok(run)
     }
 
+    /// Drives the run with a schedule written in Rust instead of `config.scheduler`
+    /// (`interval` says whether it steps per batch or per epoch; one whose `needs_metric` is
+    /// true is fed the validation loss each epoch). Its state is not saved in
+    /// checkpoints: to resume, set it again and it is replayed through the recorded steps.
+    pub fn set_scheduler(
+        &mut self,
+        mut scheduler: Box<dyn LrScheduler>,
+        interval: Interval,
+    ) -> Result<()> {
+        let mut groups = ParamGroups::new(
+            vec![self.config.lr],
+            Some(vec![self.config.setup.optimizer.momentum()]),
+        );
+        scheduler.initial_step(&mut groups)?;
+        for m in &self.state.scheduler_steps {
+            scheduler.step(&mut groups, *m)?;
+        }
+        self.scheduler = Some(scheduler);
+        self.groups = groups;
+        self.config.scheduler = None;
+        self.config.schedule_every = Some(interval);
+        self.apply_groups();
+        Ok(())
+    }
+
     fn apply_groups(&mut self) {
         if let Some(lr) = self.groups.lr.first() {
             self.learner.optimizer.set_learning_rate(*lr);
@@ -294,12 +319,7 @@ impl Run {
                 .learner
                 .evaluate(self.learner.data.test_len(), self.config.eval_batch_size)?;
             if interval == Interval::Epoch {
-                let needs = self.scheduler.is_some()
-                    && self
-                        .config
-                        .scheduler
-                        .as_ref()
-                        .is_some_and(|s| s.needs_metric());
+                let needs = self.scheduler.as_ref().is_some_and(|s| s.needs_metric());
                 self.step_scheduler(needs.then_some(val_loss))?;
             }
             let improved = self.state.best_val_loss.is_none_or(|b| val_loss < b);
@@ -343,4 +363,98 @@ pub fn prepare(config: &TrainConfig) -> Result<(Device, DeviceData)> {
     let ds = config.setup.load_data()?;
     let data = DeviceData::new(ds, &device)?;
     Ok((device, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{self, DataSource};
+    use crate::model::ModelConfig;
+    use crate::optim::OptimizerConfig;
+    use crate::schedule::ScheduleError;
+
+    fn config(epochs: usize) -> TrainConfig {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
+        TrainConfig {
+            setup: Setup {
+                data: DataSource::Mnist,
+                data_dir: Some(dir),
+                model: ModelConfig::Linear,
+                optimizer: OptimizerConfig::from_flags("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)
+                    .unwrap(),
+                seed: 1,
+                batch_size: 500,
+            },
+            device: "cpu".into(),
+            lr: 0.1,
+            lr_source: LrSource::Given,
+            epochs,
+            scheduler: None,
+            schedule_every: None,
+            patience: None,
+            eval_batch_size: 250,
+        }
+    }
+
+    /// Halves the LR at every step: a schedule written in Rust.
+    struct Halve(Vec<f64>);
+
+    impl LrScheduler for Halve {
+        fn step(&mut self, g: &mut ParamGroups, _m: Option<f64>) -> Result<(), ScheduleError> {
+            for lr in &mut g.lr {
+                *lr *= 0.5;
+            }
+            self.0 = g.lr.clone();
+            Ok(())
+        }
+        fn name(&self) -> &str {
+            "Halve"
+        }
+        fn last_lr(&self) -> &[f64] {
+            &self.0
+        }
+        fn initial_step(&mut self, g: &mut ParamGroups) -> Result<(), ScheduleError> {
+            self.0 = g.lr.clone();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_custom_rust_scheduler_drives_the_run() {
+        let cfg = config(3);
+        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let dev = Device::Cpu;
+        let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
+        run.set_scheduler(Box::new(Halve(vec![])), Interval::Epoch)
+            .unwrap();
+        assert_eq!(run.train(&mut ()).unwrap(), Outcome::Completed);
+        let lrs: Vec<f64> = run.state.history.iter().map(|m| m.lr).collect();
+        assert_eq!(lrs, [0.1, 0.05, 0.025]);
+        // Per batch: 2000 images / 500 = 4 halvings an epoch.
+        let cfg = config(1);
+        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
+        run.set_scheduler(Box::new(Halve(vec![])), Interval::Step)
+            .unwrap();
+        run.train(&mut ()).unwrap();
+        assert_eq!(run.state.history[0].lr_end, 0.1 / 8.0);
+    }
+
+    #[test]
+    fn patience_stops_early() {
+        let mut cfg = config(20);
+        cfg.lr = 50.0; // far too high: the validation loss will not keep improving
+        cfg.patience = Some(1);
+        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let dev = Device::Cpu;
+        let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
+        match run.train(&mut ()) {
+            Ok(o) => {
+                assert_eq!(o, Outcome::EarlyStopped);
+                assert!(run.state.epochs_done < 20);
+            }
+            // Diverging to NaN is the other honest ending at LR 50.
+            Err(e) => assert!(e.to_string().contains("diverged"), "{e}"),
+        }
+    }
 }

@@ -29,12 +29,19 @@ pub fn shared_data(name: &str) -> Option<PathBuf> {
     if p.join("train-images-idx3-ubyte.gz").is_file() {
         Some(p)
     } else {
-        eprintln!(
-            "skipped: full {name} not found at {} (only CI and developer machines have it)",
+        say_skipped(&format!(
+            "full {name} not found at {} (only CI and developer machines have it)",
             p.display()
-        );
+        ));
         None
     }
+}
+
+/// Tells the person running the tests that a test skipped its work. Written straight to
+/// stderr: libtest captures `eprintln!` of passing tests, which would hide the skip.
+pub fn say_skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 pub fn json(path: &Path) -> serde_json::Value {
