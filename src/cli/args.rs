@@ -167,7 +167,7 @@ pub struct SweepArgs {
     #[arg(
         long = "min",
         value_name = "LR",
-        default_value_t = 1e-7,
+        default_value = "1e-7",
         help_heading = "Sweep",
         allow_hyphen_values = true
     )]

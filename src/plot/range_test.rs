@@ -216,13 +216,6 @@ mod tests {
         }
     }
 
-    pub(super) fn sweep_pub() -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-        sweep()
-    }
-    pub(super) fn plot_pub<'a>(a: &'a [f64], b: &'a [f64], c: &'a [f64]) -> RangeTestPlot<'a> {
-        plot(a, b, c)
-    }
-
     fn no_temp_files(dir: &Path) -> bool {
         std::fs::read_dir(dir).unwrap().all(|e| {
             !e.unwrap()
@@ -327,19 +320,5 @@ mod tests {
         let (lrs, losses, smoothed) = (&cases[0].0, &cases[0].1, &cases[0].2);
         let svg = range_test_svg(&plot(lrs, losses, smoothed)).unwrap();
         assert!(svg.contains("no finite loss values"));
-    }
-}
-
-#[cfg(test)]
-mod preview {
-    #[test]
-    #[ignore]
-    fn write_previews() {
-        let out = std::path::Path::new("/tmp/plotprev");
-        std::fs::create_dir_all(out).unwrap();
-        let (lrs, losses, smoothed) = super::tests::sweep_pub();
-        let p = super::tests::plot_pub(&lrs, &losses, &smoothed);
-        super::range_test(&out.join("range.png"), &p).unwrap();
-        super::range_test(&out.join("range.svg"), &p).unwrap();
     }
 }

@@ -233,7 +233,7 @@ fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
         out
     };
     let all_mantissas = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
-    if decades.len() >= 2 {
+    if decades.len() >= 4 {
         // At most ~10 labelled decades; the rest become grid lines.
         let stride = decades.len().div_ceil(10) as i64;
         let major: Vec<f64> = decades
@@ -252,6 +252,8 @@ fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
         };
         return (major, minor);
     }
+    // Up to a few decades: 1-2-5 ticks, so a short axis (an LR decay over two decades)
+    // still has several labels.
     let mut major = with_mantissas(&[1.0, 2.0, 5.0]);
     if major.len() < 3 {
         major = with_mantissas(&all_mantissas);
@@ -479,6 +481,12 @@ mod tests {
         assert_eq!(
             labels,
             ["2e-3", "3e-3", "4e-3", "5e-3", "6e-3", "7e-3", "8e-3"]
+        );
+        let a = Axis::log(1.5e-4, 2e-2);
+        let labels: Vec<String> = a.major.iter().map(|&c| a.label(c)).collect();
+        assert_eq!(
+            labels,
+            ["2e-4", "5e-4", "1e-3", "2e-3", "5e-3", "1e-2", "2e-2"]
         );
         let a = Axis::log(3.1e-3, 3.2e-3);
         assert_eq!(a.major.len(), 3);
