@@ -203,14 +203,15 @@ fn default_out_dir() -> PathBuf {
     PathBuf::from("runs").join(ts.replace(':', "-").trim_end_matches('Z'))
 }
 
-struct Cli {
+/// The command line's observer: the run directory plus progress bars and per-epoch lines.
+struct Console {
     dir: RunDir,
     epochs_bar: ProgressBar,
     batch_bar: ProgressBar,
     total_epochs: usize,
 }
 
-impl Observer for Cli {
+impl Observer for Console {
     fn batch(&mut self, _epoch: usize, batch: usize, batches: usize, loss: f64) -> ControlFlow<()> {
         if batch == 0 {
             self.batch_bar.set_length(batches as u64);
@@ -318,7 +319,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         "batches [{bar:30}] {pos}/{len} {msg}",
     ));
     let total_epochs = run.config.epochs;
-    let mut obs = Cli {
+    let mut obs = Console {
         dir: dir.clone(),
         epochs_bar,
         batch_bar,
