@@ -376,3 +376,19 @@ fn a_named_dataset_is_found_under_lrfind_data() {
         root.join("mnist").display().to_string()
     );
 }
+
+#[test]
+fn fashion_mnist_slice_runs_with_sgd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture("fashion-mnist");
+    let (code, _, err) = run(lrfind(tmp.path())
+        .args(["--data", "fashion-mnist", "--data-dir"])
+        .arg(&dir)
+        .args(["--optimizer", "sgd", "--momentum", "0.9", "--min", "1e-5", "--max", "10", "-q"]));
+    assert!(code == 0 || code == 1, "{err}");
+    let r = json(&tmp.path().join("lrfind.json"));
+    assert_eq!(r["settings"]["data"], "fashion-mnist");
+    assert_eq!(r["settings"]["optimizer"]["momentum"], 0.9);
+    // SGD with momentum up to 10 blows up inside the range.
+    assert_eq!(r["analysis"]["pinned_by_max"], false);
+}
