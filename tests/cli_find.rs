@@ -384,7 +384,17 @@ fn fashion_mnist_slice_runs_with_sgd() {
     let (code, _, err) = run(lrfind(tmp.path())
         .args(["--data", "fashion-mnist", "--data-dir"])
         .arg(&dir)
-        .args(["--optimizer", "sgd", "--momentum", "0.9", "--min", "1e-5", "--max", "10", "-q"]));
+        .args([
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+            "--min",
+            "1e-5",
+            "--max",
+            "10",
+            "-q",
+        ]));
     assert!(code == 0 || code == 1, "{err}");
     let r = json(&tmp.path().join("lrfind.json"));
     assert_eq!(r["settings"]["data"], "fashion-mnist");

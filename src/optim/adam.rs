@@ -229,18 +229,10 @@ impl candle_core::InplaceOp2 for FusedAdam<'_> {
         s2: &candle_core::CpuStorage,
         l2: &candle_core::Layout,
     ) -> candle_core::Result<()> {
-        use candle_core::CpuStorage::F32;
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("fused-adam: non-contiguous operands");
-        };
-        let (F32(p), F32(g)) = (s1, s2) else {
-            candle_core::bail!("fused-adam: f32 operands expected");
-        };
+        let (p, g) = super::f32_operands("fused-adam", s1, l1, s2, l2)?;
         let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
-        let (p, g) = (&mut p[a0..a1], &g[b0..b1]);
-        if p.len() != g.len() || p.len() != m.len() || p.len() != v.len() {
-            candle_core::bail!("fused-adam: operand lengths differ");
+        if p.len() != m.len() || p.len() != v.len() {
+            candle_core::bail!("fused-adam: moments and parameter lengths differ");
         }
         let c = self.c;
         // f64 coefficients, f32 storage: the same arithmetic the tensor path does.

@@ -203,6 +203,30 @@ impl candle_nn::Optimizer for AnyOptimizer {
     }
 }
 
+/// The parameter (mutable) and gradient slices of a CPU in-place op's operands: both must be
+/// contiguous f32 of one length. Shared by the fused SGD and Adam updates.
+pub(crate) fn f32_operands<'a>(
+    op: &str,
+    s1: &'a mut candle_core::CpuStorage,
+    l1: &candle_core::Layout,
+    s2: &'a candle_core::CpuStorage,
+    l2: &candle_core::Layout,
+) -> candle_core::Result<(&'a mut [f32], &'a [f32])> {
+    use candle_core::CpuStorage::F32;
+    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+    else {
+        candle_core::bail!("{op}: non-contiguous operands");
+    };
+    let (F32(p), F32(g)) = (s1, s2) else {
+        candle_core::bail!("{op}: f32 operands expected");
+    };
+    let (p, g) = (&mut p[a0..a1], &g[b0..b1]);
+    if p.len() != g.len() {
+        candle_core::bail!("{op}: operand lengths differ");
+    }
+    Ok((p, g))
+}
+
 /// Saved buffers keyed `"{prefix}.{index}"`; a missing one is a checkpoint fault.
 fn load_buffers(
     tensors: &HashMap<String, Tensor>,

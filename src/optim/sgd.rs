@@ -118,7 +118,11 @@ impl Sgd {
 /// temporaries and copies back: three passes over every weight, each step).
 pub(crate) fn axpy(var: &Var, alpha: f64, g: &Tensor) -> Result<()> {
     let p = var.as_tensor();
-    if p.device().is_cpu() && p.dtype() == candle_core::DType::F32 && p.shape() == g.shape() {
+    if p.device().is_cpu()
+        && p.dtype() == candle_core::DType::F32
+        && p.is_contiguous()
+        && p.shape() == g.shape()
+    {
         let g = g.contiguous()?;
         p.inplace_op2(&g, &Axpy(alpha as f32))?;
     } else {
@@ -141,20 +145,11 @@ impl candle_core::InplaceOp2 for Axpy {
         s2: &candle_core::CpuStorage,
         l2: &candle_core::Layout,
     ) -> candle_core::Result<()> {
-        use candle_core::CpuStorage::F32;
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("axpy: non-contiguous operands");
-        };
-        match (s1, s2) {
-            (F32(p), F32(g)) => {
-                for (x, y) in p[a0..a1].iter_mut().zip(&g[b0..b1]) {
-                    *x += self.0 * y;
-                }
-                Ok(())
-            }
-            _ => candle_core::bail!("axpy: f32 operands expected"),
+        let (p, g) = super::f32_operands("axpy", s1, l1, s2, l2)?;
+        for (x, y) in p.iter_mut().zip(g) {
+            *x += self.0 * y;
         }
+        Ok(())
     }
 }
 
