@@ -104,8 +104,8 @@ fn main() -> anyhow::Result<()> {
     let analysis = analyse(&curve, config.window, Rule::Fall);
     println!("{} steps, {}", curve.lrs.len(), curve.stop);
     for r in &analysis.rules {
-        match r.lr {
-            Some(lr) => println!("  {:<9} {lr:.3e}", r.rule.name()),
+        match &r.suggestion {
+            Some(s) => println!("  {:<9} {:.3e}", r.rule.name(), s.lr),
             None => println!(
                 "  {:<9} - ({})",
                 r.rule.name(),

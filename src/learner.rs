@@ -28,7 +28,6 @@ pub struct Learner {
     pub optimizer: AnyOptimizer,
     pub data: DeviceData,
     order: BatchOrder,
-    batch_size: usize,
     accumulate: usize,
     val: Option<Batch>,
 }
@@ -39,6 +38,17 @@ pub struct LearnerState {
     weights: Vec<Tensor>,
     optimizer: AnyOptimizer,
     order: BatchOrder,
+}
+
+/// `--batch-size` and `--accumulate` must both be at least 1.
+pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::invalid("--batch-size 0: must be at least 1"));
+    }
+    if accumulate == 0 {
+        return Err(Error::invalid("--accumulate 0: must be at least 1"));
+    }
+    Ok(())
 }
 
 /// Mean cross-entropy of `logits` against class indices `y`.
@@ -56,12 +66,7 @@ impl Learner {
         step_loss: StepLoss,
         seed: u64,
     ) -> Result<Self> {
-        if batch_size == 0 {
-            return Err(Error::invalid("--batch-size 0: must be at least 1"));
-        }
-        if accumulate == 0 {
-            return Err(Error::invalid("--accumulate 0: must be at least 1"));
-        }
+        check_batching(batch_size, accumulate)?;
         let n = data.train_len();
         if batch_size > n {
             return Err(Error::invalid(format!(
@@ -89,14 +94,9 @@ impl Learner {
             model,
             optimizer,
             data,
-            batch_size,
             accumulate,
             val,
         })
-    }
-
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
     }
 
     /// One optimizer step on the given micro-batches (loss and gradients averaged over them).

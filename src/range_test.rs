@@ -32,6 +32,13 @@ impl Setup {
         data::load(self.data, self.data_dir.as_deref())
     }
 
+    /// Loads the data and moves it to `device`; also says where it came from.
+    pub fn device_data(&self, device: &candle_core::Device) -> Result<(DeviceData, String)> {
+        let ds = self.load_data()?;
+        let origin = ds.origin.clone();
+        Ok((DeviceData::new(ds, device)?, origin))
+    }
+
     /// The model for this seed; its weights depend on the seed alone.
     pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
         Model::new(&self.model, data.shape, data.classes, self.seed, device)
@@ -59,13 +66,7 @@ impl RangeTest {
     pub fn validate(&self) -> Result<()> {
         self.sweep.validate()?;
         self.setup.optimizer.validate()?;
-        if self.setup.batch_size == 0 {
-            return Err(crate::Error::invalid("--batch-size 0: must be at least 1"));
-        }
-        if self.accumulate == 0 {
-            return Err(crate::Error::invalid("--accumulate 0: must be at least 1"));
-        }
-        Ok(())
+        crate::learner::check_batching(self.setup.batch_size, self.accumulate)
     }
 
     /// Runs it on data already on the device (`lrfind check` loads once for every seed).
@@ -131,12 +132,12 @@ impl RangeTest {
         &self,
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
+        // Bad settings fail before the data is read; run_on checks them again for its
+        // own callers, which costs nothing.
         self.validate()?;
         let t = Instant::now();
         let device = self.device.open()?;
-        let ds = self.setup.load_data()?;
-        let origin = ds.origin.clone();
-        let data = DeviceData::new(ds, &device)?;
+        let (data, origin) = self.setup.device_data(&device)?;
         let load_s = t.elapsed().as_secs_f64();
         let mut report = self.run_on(&data, &device, &origin, observe)?;
         report.timings.load_s = load_s;

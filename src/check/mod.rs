@@ -5,10 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::DeviceData;
 use crate::device::describe;
 use crate::error::{Error, Result};
-use crate::finder::StepEvent;
+use crate::finder::{Curve, StepEvent};
 use crate::range_test::RangeTest;
 use crate::report::atomic::write_atomic;
 use crate::report::{RangeTestReport, RunSettings};
@@ -35,10 +34,9 @@ pub struct SeedRun {
     pub seed: u64,
     pub suggestion: Option<f64>,
     pub rule: String,
-    pub stop_reason: String,
     pub pinned_by_max: bool,
-    pub lrs: Vec<f64>,
-    pub smoothed: Vec<Option<f64>>,
+    /// The measured curve, with why it stopped.
+    pub curve: Curve,
     pub seconds: f64,
 }
 
@@ -112,10 +110,8 @@ fn seed_run(r: &RangeTestReport) -> SeedRun {
         seed: r.settings.seed,
         suggestion: r.suggested_lr,
         rule: r.rule.to_string(),
-        stop_reason: r.stop_reason.clone(),
         pinned_by_max: r.analysis.pinned_by_max,
-        lrs: r.curve.lrs.clone(),
-        smoothed: r.curve.smoothed.clone(),
+        curve: r.curve.clone(),
         seconds: r.timings.sweep_s,
     }
 }
@@ -144,9 +140,7 @@ pub fn run_check(
     let rt = &config.range_test;
     rt.validate()?;
     let device = rt.device.open()?;
-    let ds = rt.setup.load_data()?;
-    let origin = ds.origin.clone();
-    let data = DeviceData::new(ds, &device)?;
+    let (data, origin) = rt.setup.device_data(&device)?;
     let total = config.seeds + usize::from(config.repeat);
     let mut reports = Vec::new();
     for k in 0..config.seeds {
@@ -174,7 +168,7 @@ pub fn run_check(
         if r.suggestion.is_none() {
             failures.push(format!(
                 "seed {} gave no suggestion ({})",
-                r.seed, r.stop_reason
+                r.seed, r.curve.stop
             ));
         }
     }

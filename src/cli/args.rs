@@ -129,13 +129,9 @@ impl SetupArgs {
             &kind,
             self.momentum.or(b_sgd.map(|c| c.momentum)).unwrap_or(0.0),
             self.nesterov || b_sgd.is_some_and(|c| c.nesterov),
-            self.weight_decay.or(if same_kind {
-                b_sgd
-                    .map(|c| c.weight_decay)
-                    .or(b_adam.map(|c| c.weight_decay))
-            } else {
-                None
-            }),
+            self.weight_decay.or(base
+                .filter(|_| same_kind)
+                .map(OptimizerConfig::weight_decay)),
             self.betas
                 .or(b_adam.map(|c| c.betas))
                 .unwrap_or((0.9, 0.999)),

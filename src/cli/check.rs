@@ -123,21 +123,18 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
 }
 
 fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
-    let smoothed: Vec<(Vec<f64>, Vec<f64>)> = r
+    let finite: Vec<(Vec<f64>, Vec<f64>)> = r
         .runs
         .iter()
         .map(|run| {
-            let n = run.smoothed.iter().take_while(|s| s.is_some()).count();
-            (
-                run.lrs[..n].to_vec(),
-                run.smoothed[..n].iter().flatten().copied().collect(),
-            )
+            let (lrs, _, smoothed) = run.curve.finite();
+            (lrs, smoothed)
         })
         .collect();
     let curves = r
         .runs
         .iter()
-        .zip(&smoothed)
+        .zip(&finite)
         .map(|(run, (lrs, sm))| CheckCurve {
             label: format!("seed {}", run.seed),
             lrs,
@@ -173,7 +170,7 @@ fn table(r: &CheckReport) -> String {
             run.seed,
             run.suggestion.map_or("-".into(), |v| format!("{v:.3e}")),
             run.rule,
-            run.stop_reason,
+            run.curve.stop,
             if run.pinned_by_max {
                 " (pinned by --max)"
             } else {

@@ -81,7 +81,7 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     Ok(if report.suggested_lr.is_some() { 0 } else { 1 })
 }
 
-pub fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
+fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
     let (lrs, losses, smoothed) = report.curve.finite();
     let suggestion = report
         .analysis
@@ -132,8 +132,8 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         .rules
         .iter()
         .filter(|o| o.rule != a.chosen_rule)
-        .map(|o| match o.lr {
-            Some(lr) => format!("{} {lr:.3e}", o.rule),
+        .map(|o| match &o.suggestion {
+            Some(sg) => format!("{} {:.3e}", o.rule, sg.lr),
             None => format!("{} -", o.rule),
         })
         .collect();

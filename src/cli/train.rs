@@ -115,9 +115,6 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
 /// The run's settings from the flags and, with --use-suggested, the report.
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let epochs = args.epochs.unwrap_or(5);
-    if epochs == 0 {
-        return Err(Error::invalid("--epochs 0: must be at least 1"));
-    }
     let (setup, lr, source, device) = if args.use_suggested {
         let report = RangeTestReport::read(&args.report)?;
         if let Some(d) = args.setup.data {
@@ -189,10 +186,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = &config.scheduler {
         let mut s = s.clone();
         s.fill_total_steps(1_000_000);
-        let mut groups = crate::schedule::ParamGroups::new(
-            vec![config.lr],
-            Some(vec![config.setup.optimizer.momentum()]),
-        );
+        let mut groups = config.param_groups();
         s.build(&mut groups)?;
     }
     Ok(config)
@@ -268,8 +262,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 }
                 config.epochs = e;
             }
-            let ds = config.setup.load_data()?;
-            let data = crate::data::DeviceData::new(ds, &device)?;
+            let (data, _) = config.setup.device_data(&device)?;
             let run = Run::resume(
                 config,
                 data,

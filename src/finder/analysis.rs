@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::suggest::{suggest, NoSuggestion, Rule, Suggestion, Window};
+use super::suggest::{suggest_all, NoSuggestion, Rule, Suggestion, Window};
 use super::sweep::{Curve, StopReason};
 
 /// The smoothed loss must rise this much (relative) above its minimum before the end of a
@@ -14,8 +14,6 @@ pub const UPTURN: f64 = 0.05;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleOutcome {
     pub rule: Rule,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,24 +37,24 @@ pub struct Analysis {
 /// Applies every rule to the finite part of `curve` and picks `chosen`.
 pub fn analyse(curve: &Curve, window: Window, chosen: Rule) -> Analysis {
     let (lrs, _, smoothed) = curve.finite();
-    let mut rules = Vec::new();
     let mut suggestion = None;
     let mut no_suggestion = None;
-    for rule in Rule::ALL {
-        let r = suggest(rule, &lrs, &smoothed, window);
-        if rule == chosen {
-            match &r {
-                Ok(s) => suggestion = Some(s.clone()),
-                Err(e) => no_suggestion = Some(e.clone()),
+    let rules = suggest_all(&lrs, &smoothed, window)
+        .into_iter()
+        .map(|(rule, r)| {
+            if rule == chosen {
+                match &r {
+                    Ok(s) => suggestion = Some(s.clone()),
+                    Err(e) => no_suggestion = Some(e.clone()),
+                }
             }
-        }
-        rules.push(RuleOutcome {
-            rule,
-            lr: r.as_ref().ok().map(|s| s.lr),
-            error: r.as_ref().err().map(ToString::to_string),
-            suggestion: r.ok(),
-        });
-    }
+            RuleOutcome {
+                rule,
+                error: r.as_ref().err().map(ToString::to_string),
+                suggestion: r.ok(),
+            }
+        })
+        .collect();
     Analysis {
         rules,
         chosen_rule: chosen,
@@ -78,15 +76,6 @@ fn turned_upward(curve: &Curve, smoothed: &[f64]) -> bool {
                 None => false,
             }
         }
-    }
-}
-
-impl Analysis {
-    pub fn outcome(&self, rule: Rule) -> Option<&Suggestion> {
-        self.rules
-            .iter()
-            .find(|r| r.rule == rule)
-            .and_then(|r| r.suggestion.as_ref())
     }
 }
 

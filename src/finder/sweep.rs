@@ -246,7 +246,6 @@ pub fn find_lr<M: TrainStep + Checkpoint>(
     config: &SweepConfig,
     observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
 ) -> Result<Curve> {
-    config.validate()?;
     let saved = model.save_state()?;
     let result = run_sweep(model, config, observe);
     model.restore_state(saved)?;

@@ -185,8 +185,8 @@ impl Adam {
     }
 
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        let m = super::load_buffers(tensors, "exp_avg", self.vars.len())?;
-        let v = super::load_buffers(tensors, "exp_avg_sq", self.vars.len())?;
+        let m = super::load_buffers(tensors, "exp_avg", self.vars.len());
+        let v = super::load_buffers(tensors, "exp_avg_sq", self.vars.len());
         self.moments = Vec::with_capacity(self.vars.len());
         for ((var, m), v) in self.vars.iter().zip(m).zip(v) {
             self.moments.push(match (m, v) {

@@ -83,6 +83,13 @@ impl OptimizerConfig {
         }
     }
 
+    pub fn weight_decay(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd(c) => c.weight_decay,
+            OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c) => c.weight_decay,
+        }
+    }
+
     /// The momentum a scheduler may cycle: SGD's momentum or Adam's beta1.
     pub fn momentum(&self) -> f64 {
         match self {
@@ -227,15 +234,12 @@ pub(crate) fn f32_operands<'a>(
     Ok((p, g))
 }
 
-/// Saved buffers keyed `"{prefix}.{index}"`; a missing one is a checkpoint fault.
-fn load_buffers(
-    tensors: &HashMap<String, Tensor>,
-    prefix: &str,
-    n: usize,
-) -> Result<Vec<Option<Tensor>>> {
-    Ok((0..n)
+/// Saved buffers keyed `"{prefix}.{index}"`, one per parameter; a missing one means that
+/// parameter had no state yet (it never got a gradient), as in PyTorch.
+fn load_buffers(tensors: &HashMap<String, Tensor>, prefix: &str, n: usize) -> Vec<Option<Tensor>> {
+    (0..n)
         .map(|i| tensors.get(&format!("{prefix}.{i}")).cloned())
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

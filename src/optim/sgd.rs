@@ -109,7 +109,7 @@ impl Sgd {
     }
 
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        self.bufs = super::load_buffers(tensors, "momentum_buffer", self.vars.len())?;
+        self.bufs = super::load_buffers(tensors, "momentum_buffer", self.vars.len());
         Ok(())
     }
 }

@@ -41,13 +41,23 @@ impl Figure for CurvesPlot<'_> {
     }
 }
 
-/// `(epoch, value)` in coordinate space of `y`, `None` where unusable.
-fn series(epochs: &[usize], values: &[f64], y: &Axis) -> Vec<Option<(f64, f64)>> {
-    epochs
+/// One labelled per-epoch series: a line with a dot at each epoch (`None` values are gaps).
+fn epoch_line<DB: DrawingBackend>(
+    chart: &mut style::Chart<DB>,
+    x: &Axis,
+    y: &Axis,
+    epochs: &[usize],
+    values: &[f64],
+    color: RGBColor,
+    label: &str,
+) -> Result<(), PlotError> {
+    let points: Vec<Option<(f64, f64)>> = epochs
         .iter()
         .zip(values)
         .map(|(&e, &v)| y.coord(v).map(|c| (e as f64, c)))
-        .collect()
+        .collect();
+    style::line(chart, x, y, &points, color.stroke_width(3), Some(label))?;
+    style::markers(chart, x, y, &points, 4, color)
 }
 
 fn draw<DB: DrawingBackend>(
@@ -70,7 +80,7 @@ fn draw<DB: DrawingBackend>(
         .copied()
         .filter(|v| v.is_finite());
     if let Some((lo, hi)) = finite_span(losses) {
-        let (lo, hi) = padded(lo.min(0.0_f64.max(lo)), hi, 0.08);
+        let (lo, hi) = padded(lo, hi, 0.08);
         let y = Axis::linear(lo.max(0.0), hi);
         let mut chart = style::panel(
             &panels[0],
@@ -81,38 +91,24 @@ fn draw<DB: DrawingBackend>(
                 y_desc: "loss",
             },
         )?;
-        style::line(
+        epoch_line(
             &mut chart,
             &x,
             &y,
-            &series(p.epochs, p.train_loss, &y),
-            style::BLUE.stroke_width(3),
-            Some("train loss"),
-        )?;
-        style::markers(
-            &mut chart,
-            &x,
-            &y,
-            &series(p.epochs, p.train_loss, &y),
-            4,
+            p.epochs,
+            p.train_loss,
             style::BLUE,
+            "train loss",
         )?;
         let orange = style::series_color(1);
-        style::line(
+        epoch_line(
             &mut chart,
             &x,
             &y,
-            &series(p.epochs, p.val_loss, &y),
-            orange.stroke_width(3),
-            Some("validation loss"),
-        )?;
-        style::markers(
-            &mut chart,
-            &x,
-            &y,
-            &series(p.epochs, p.val_loss, &y),
-            4,
+            p.epochs,
+            p.val_loss,
             orange,
+            "validation loss",
         )?;
         style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
@@ -132,15 +128,15 @@ fn draw<DB: DrawingBackend>(
             },
         )?;
         let green = style::series_color(2);
-        style::line(
+        epoch_line(
             &mut chart,
             &x,
             &y,
-            &series(p.epochs, &acc, &y),
-            green.stroke_width(3),
-            Some("validation accuracy"),
+            p.epochs,
+            &acc,
+            green,
+            "validation accuracy",
         )?;
-        style::markers(&mut chart, &x, &y, &series(p.epochs, &acc, &y), 4, green)?;
         style::legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
 
@@ -162,15 +158,15 @@ fn draw<DB: DrawingBackend>(
             },
         )?;
         let purple = style::series_color(4);
-        style::line(
+        epoch_line(
             &mut chart,
             &x,
             &y,
-            &series(p.epochs, p.lr, &y),
-            purple.stroke_width(3),
-            Some("LR at epoch start"),
+            p.epochs,
+            p.lr,
+            purple,
+            "LR at epoch start",
         )?;
-        style::markers(&mut chart, &x, &y, &series(p.epochs, p.lr, &y), 4, purple)?;
         style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())

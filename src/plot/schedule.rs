@@ -80,14 +80,14 @@ fn draw<DB: DrawingBackend>(
     let area = style::titled(root, &p.title)?;
     let (top, bottom) = match p.momentum {
         Some(_) => {
-            let (h, _) = (area.dim_in_pixel().1, ());
-            let (a, b) = area.split_vertically(h * 3 / 5);
+            let (a, b) = area.split_vertically(area.dim_in_pixel().1 * 3 / 5);
             (a, Some(b))
         }
         None => (area, None),
     };
+    // From zero (LRs are never negative), with a little room above the peak.
     let (ylo, yhi) = padded(lo.min(0.0), hi, 0.05);
-    let y = Axis::linear(ylo.max(if lo >= 0.0 { 0.0 } else { ylo }), yhi);
+    let y = Axis::linear(if lo >= 0.0 { ylo.max(0.0) } else { ylo }, yhi);
     let mut chart = style::panel(
         &top,
         &Panel {

@@ -353,35 +353,6 @@ impl Rule for LambdaRule {
 /// `torch.optim.lr_scheduler.LambdaLR`.
 pub type LambdaLR = Sched<LambdaRule>;
 
-impl Sched<LambdaRule> {
-    /// With Rust closures: one for every group, or a single one used for all groups.
-    pub fn new(
-        groups: &mut ParamGroups,
-        lambdas: Vec<Box<dyn Fn(i64) -> f64 + Send + Sync>>,
-    ) -> Result<Self, ScheduleError> {
-        let l = lambdas
-            .into_iter()
-            .map(|f| LrLambda::Func(Arc::from(f)))
-            .collect();
-        Self::with_lambdas(groups, l)
-    }
-
-    /// With any [`LrLambda`]s: one for every group, or a single one used for all groups.
-    pub fn with_lambdas(
-        groups: &mut ParamGroups,
-        lambdas: Vec<LrLambda>,
-    ) -> Result<Self, ScheduleError> {
-        let lambdas = expand(lambdas, groups);
-        check_count("LambdaLR", lambdas.len(), groups)?;
-        Sched::construct(groups, LambdaRule { lambdas })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        let lambdas = lambdas_from_params(p, groups.len())?;
-        Self::with_lambdas(groups, lambdas)
-    }
-}
-
 /// `get_lr`: `group["lr"] * lmbda(last_epoch)`, except in the initial step.
 pub struct MultiplicativeRule {
     pub lambdas: Vec<LrLambda>,
@@ -410,7 +381,27 @@ impl Rule for MultiplicativeRule {
 /// `torch.optim.lr_scheduler.MultiplicativeLR`.
 pub type MultiplicativeLR = Sched<MultiplicativeRule>;
 
-impl Sched<MultiplicativeRule> {
+/// The two schedulers built from lambdas (LambdaLR, MultiplicativeLR) share their constructors.
+pub trait LambdaKind: Rule + Sized {
+    const NAME: &'static str;
+    fn from_lambdas(lambdas: Vec<LrLambda>) -> Self;
+}
+
+impl LambdaKind for LambdaRule {
+    const NAME: &'static str = "LambdaLR";
+    fn from_lambdas(lambdas: Vec<LrLambda>) -> Self {
+        LambdaRule { lambdas }
+    }
+}
+
+impl LambdaKind for MultiplicativeRule {
+    const NAME: &'static str = "MultiplicativeLR";
+    fn from_lambdas(lambdas: Vec<LrLambda>) -> Self {
+        MultiplicativeRule { lambdas }
+    }
+}
+
+impl<R: LambdaKind> Sched<R> {
     /// With Rust closures: one for every group, or a single one used for all groups.
     pub fn new(
         groups: &mut ParamGroups,
@@ -429,8 +420,8 @@ impl Sched<MultiplicativeRule> {
         lambdas: Vec<LrLambda>,
     ) -> Result<Self, ScheduleError> {
         let lambdas = expand(lambdas, groups);
-        check_count("MultiplicativeLR", lambdas.len(), groups)?;
-        Sched::construct(groups, MultiplicativeRule { lambdas })
+        check_count(R::NAME, lambdas.len(), groups)?;
+        Sched::construct(groups, R::from_lambdas(lambdas))
     }
 
     pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {

@@ -55,9 +55,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::invalid("--epochs 0: must be at least 1"));
         }
-        if self.setup.batch_size == 0 {
-            return Err(Error::invalid("--batch-size 0: must be at least 1"));
-        }
+        crate::learner::check_batching(self.setup.batch_size, 1)?;
         if self.patience == Some(0) {
             return Err(Error::invalid("--patience 0: must be at least 1"));
         }
@@ -70,6 +68,11 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+
+    /// The optimizer's one param group as schedulers see it: the run's LR and momentum.
+    pub fn param_groups(&self) -> ParamGroups {
+        ParamGroups::new(vec![self.lr], Some(vec![self.setup.optimizer.momentum()]))
     }
 
     /// The stepping interval in force.
@@ -177,10 +180,7 @@ impl Run {
             StepLoss::TrainBatch,
             config.setup.order_seed(),
         )?;
-        let mut groups = ParamGroups::new(
-            vec![config.lr],
-            Some(vec![config.setup.optimizer.momentum()]),
-        );
+        let mut groups = config.param_groups();
         let scheduler = match config.scheduler_for(batches) {
             Some(s) => Some(s.build(&mut groups)?),
             None => None,
@@ -237,10 +237,7 @@ impl Run {
         mut scheduler: Box<dyn LrScheduler>,
         interval: Interval,
     ) -> Result<()> {
-        let mut groups = ParamGroups::new(
-            vec![self.config.lr],
-            Some(vec![self.config.setup.optimizer.momentum()]),
-        );
+        let mut groups = self.config.param_groups();
         scheduler.initial_step(&mut groups)?;
         for m in &self.state.scheduler_steps {
             scheduler.step(&mut groups, *m)?;
@@ -297,8 +294,8 @@ impl Run {
             let order = epoch_batches(n, bs, self.config.setup.order_seed(), epoch);
             for (i, idx) in order.iter().enumerate() {
                 let batch = self.learner.data.train_batch(idx)?;
-                lr_end = self.learner.optimizer.learning_rate();
-                let lr = lr_end;
+                let lr = self.learner.optimizer.learning_rate();
+                lr_end = lr;
                 let loss = self.learner.step_on(std::slice::from_ref(&batch), lr)?;
                 if !loss.is_finite() {
                     return Err(Error::invalid(format!(
@@ -360,8 +357,7 @@ impl Run {
 pub fn prepare(config: &TrainConfig) -> Result<(Device, DeviceData)> {
     let device: DeviceSpec = config.device.parse()?;
     let device = device.open()?;
-    let ds = config.setup.load_data()?;
-    let data = DeviceData::new(ds, &device)?;
+    let (data, _) = config.setup.device_data(&device)?;
     Ok((device, data))
 }
 
