@@ -13,9 +13,12 @@ pub const UPTURN: f64 = 0.05;
 /// One rule's outcome, as stored in the report: a suggestion or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleOutcome {
+    /// The rule.
     pub rule: Rule,
+    /// Its suggestion, if it made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
+    /// Why it made none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -23,7 +26,9 @@ pub struct RuleOutcome {
 /// What a range test concluded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
+    /// Every rule, in [`Rule::ALL`] order.
     pub rules: Vec<RuleOutcome>,
+    /// The rule whose suggestion is *the* suggestion.
     pub chosen_rule: Rule,
     /// The suggestion of `chosen_rule`, if it could make one.
     pub suggestion: Option<Suggestion>,

@@ -5,21 +5,36 @@
 //! [`crate::report::atomic`], so a failed plot never leaves a half-written file behind.
 //! Fonts come from the `dejavu` crate and are registered on first use: no system fonts are
 //! needed and callers have nothing to set up.
+//!
+//! The drawing functions need the cargo feature `plot` (on by default); [`PlotFormat`] and
+//! [`PlotError`] are always there, so code that names a figure's path builds without it.
 
+#[cfg(feature = "plot")]
 mod check;
+#[cfg(feature = "plot")]
 mod curves;
+#[cfg(feature = "plot")]
 mod format;
+#[cfg(feature = "plot")]
 mod output;
+#[cfg(feature = "plot")]
 mod range_test;
+#[cfg(feature = "plot")]
 mod scale;
+#[cfg(feature = "plot")]
 mod schedule;
+#[cfg(feature = "plot")]
 mod style;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "plot")]
 pub use check::{check, check_svg, CheckCurve, CheckPlot};
+#[cfg(feature = "plot")]
 pub use curves::{curves, curves_svg, CurvesPlot};
+#[cfg(feature = "plot")]
 pub use range_test::{range_test, range_test_svg, RangeTestPlot, Suggestion};
+#[cfg(feature = "plot")]
 pub use schedule::{schedule, schedule_svg, SchedulePlot};
 
 /// Why a figure could not be produced.
@@ -42,7 +57,9 @@ pub enum PlotError {
 /// Output format of a figure file, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlotFormat {
+    /// A PNG bitmap.
     Png,
+    /// An SVG document.
     Svg,
 }
 
