@@ -34,7 +34,7 @@ pub struct Analysis {
     pub suggestion: Option<Suggestion>,
     /// Why `chosen_rule` could not suggest, if it could not.
     pub no_suggestion: Option<NoSuggestion>,
-    /// The loss never turned upward inside the range: the suggestion is bounded by `--max`,
+    /// The loss never turned upward inside the range: the suggestion is bounded by `max_lr`,
     /// not by a blow-up that was observed.
     pub pinned_by_max: bool,
 }

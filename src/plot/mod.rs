@@ -65,7 +65,7 @@ pub enum PlotFormat {
 
 impl PlotFormat {
     /// `.png` or `.svg`, in any case. Cheap and side-effect free, so the CLI can reject a bad
-    /// `--plot` path before a long run starts.
+    /// output path before a long run starts.
     pub fn from_path(path: &Path) -> Result<Self, PlotError> {
         let ext = path
             .extension()
