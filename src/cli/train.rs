@@ -193,12 +193,15 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         eval_batch_size: args.eval_batch_size.max(1),
     };
     config.validate()?;
-    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads.
+    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads,
+    // and run it over the planned epochs (a lower bound on its steps: at least one per epoch)
+    // so a negative or non-finite LR fails now too; Run::new checks the exact plan.
     if let Some(s) = &config.scheduler {
         let mut s = s.clone();
         s.fill_total_steps(1_000_000);
         let mut groups = config.param_groups();
         s.build(&mut groups)?;
+        lrfind::schedule::check_schedule(&s, &config.param_groups(), config.epochs, None)?;
     }
     Ok(config)
 }

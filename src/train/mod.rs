@@ -18,7 +18,7 @@ use crate::device::DeviceSpec;
 use crate::error::{Diverged, Error, Result, Scope};
 use crate::learner::{Learner, StepLoss};
 use crate::range_test::Setup;
-use crate::schedule::{Interval, LrScheduler, ParamGroups, SchedulerConfig};
+use crate::schedule::{check_schedule, Interval, LrScheduler, ParamGroups, SchedulerConfig};
 
 pub use run_dir::RunDir;
 
@@ -101,14 +101,18 @@ impl TrainConfig {
         }
     }
 
+    /// How many times the scheduler steps in the whole run.
+    fn planned_steps(&self, batches: usize) -> usize {
+        match self.interval() {
+            Interval::Step => self.epochs.saturating_mul(batches),
+            Interval::Epoch => self.epochs,
+        }
+    }
+
     /// The scheduler config with OneCycleLR's `total_steps` filled in from the run's length.
     fn scheduler_for(&self, batches: usize) -> Option<SchedulerConfig> {
         self.scheduler.clone().map(|mut s| {
-            let total = match self.interval() {
-                Interval::Step => self.epochs * batches,
-                Interval::Epoch => self.epochs,
-            };
-            s.fill_total_steps(total);
+            s.fill_total_steps(self.planned_steps(batches));
             s
         })
     }
@@ -199,7 +203,11 @@ impl Run {
         )?;
         let mut groups = config.param_groups();
         let scheduler = match config.scheduler_for(batches) {
-            Some(s) => Some(s.build(&mut groups)?),
+            Some(s) => {
+                // A negative or non-finite LR anywhere in the planned run fails before training.
+                check_schedule(&s, &groups, config.planned_steps(batches), None)?;
+                Some(s.build(&mut groups)?)
+            }
             None => None,
         };
         let mut run = Self {
