@@ -65,6 +65,7 @@ impl RangeTest {
     /// Checks every setting that needs no data, so bad input fails before any work.
     pub fn validate(&self) -> Result<()> {
         self.sweep.validate()?;
+        self.setup.model.validate()?;
         self.setup.optimizer.validate()?;
         crate::learner::check_batching(self.setup.batch_size, self.accumulate)
     }
@@ -114,6 +115,12 @@ impl RangeTest {
             sweep: self.sweep.clone(),
             rule: self.rule,
             suggested_lr: analysis.suggestion.as_ref().map(|s| s.lr),
+            pinned: analysis.pinned,
+            extended_to: curve
+                .lrs
+                .last()
+                .copied()
+                .filter(|&lr| lr > self.sweep.max_lr),
             stop_reason: curve.stop.to_string(),
             interrupted: matches!(curve.stop, finder::StopReason::Interrupted { .. }),
             curve,

@@ -26,6 +26,9 @@ pub struct CheckConfig {
     pub tolerance: f64,
     /// Re-run the first seed and require an identical curve.
     pub repeat: bool,
+    /// Accept suggestions pinned by `--max` (by default they count as unstable: the number
+    /// is bounded by the range, not measured).
+    pub allow_pinned: bool,
 }
 
 /// One seed's range test, reduced to what the check needs.
@@ -35,6 +38,9 @@ pub struct SeedRun {
     pub suggestion: Option<f64>,
     pub rule: String,
     pub pinned_by_max: bool,
+    /// A suggestion pinned by `--max` (see [`crate::finder::Analysis::pinned`]).
+    #[serde(default)]
+    pub pinned: bool,
     /// The measured curve, with why it stopped.
     pub curve: Curve,
     pub seconds: f64,
@@ -64,6 +70,10 @@ pub struct CheckReport {
     pub repeatable: Option<bool>,
     pub stable: bool,
     pub failures: Vec<String>,
+    /// Stopped by Ctrl-C: `runs` holds the seeds finished before it, and there is no verdict
+    /// (`stable` is false).
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// Median, spread (decades) and standard deviation of log10 of `lrs`.
@@ -111,6 +121,7 @@ fn seed_run(r: &RangeTestReport) -> SeedRun {
         suggestion: r.suggested_lr,
         rule: r.rule.to_string(),
         pinned_by_max: r.analysis.pinned_by_max,
+        pinned: r.analysis.pinned,
         curve: r.curve.clone(),
         seconds: r.timings.sweep_s,
     }
@@ -143,27 +154,48 @@ pub fn run_check(
     let (data, origin) = rt.setup.device_data(&device)?;
     let total = config.seeds + usize::from(config.repeat);
     let mut reports = Vec::new();
+    let mut interrupted = false;
     for k in 0..config.seeds {
         let mut t = rt.clone();
-        t.setup.seed = rt.setup.seed + k as u64;
+        t.setup.seed = rt.setup.seed.wrapping_add(k as u64);
         let r = t.run_on(&data, &device, &origin, &mut |e| observe(k, total, e))?;
-        let interrupted = r.interrupted;
-        reports.push(r);
-        if interrupted {
-            return Err(Error::invalid("interrupted: no verdict"));
+        if r.interrupted {
+            // Keep the seeds that finished; the cut-off one would only mislead.
+            interrupted = true;
+            break;
         }
+        reports.push(r);
     }
-    let repeatable = if config.repeat {
+    let repeatable = if config.repeat && !interrupted {
         let again = rt.run_on(&data, &device, &origin, &mut |e| {
             observe(config.seeds, total, e)
         })?;
-        Some(again.curve == reports[0].curve)
+        interrupted = again.interrupted;
+        (!interrupted).then(|| again.curve == reports[0].curve)
     } else {
         None
+    };
+    let settings = RunSettings {
+        data: rt.setup.data,
+        data_origin: origin.clone(),
+        model: rt.setup.model.clone(),
+        optimizer: rt.setup.optimizer.clone(),
+        seed: rt.setup.seed,
+        device: describe(&device),
+        batch_size: rt.setup.batch_size,
+        accumulate: rt.accumulate,
+        step_loss: rt.step_loss,
     };
 
     let runs: Vec<SeedRun> = reports.iter().map(seed_run).collect();
     let mut failures = Vec::new();
+    if interrupted {
+        failures.push(format!(
+            "interrupted after {} of {} seeds: no verdict",
+            runs.len(),
+            config.seeds
+        ));
+    }
     for r in &runs {
         if r.suggestion.is_none() {
             failures.push(format!(
@@ -173,11 +205,21 @@ pub fn run_check(
         }
     }
     let lrs: Vec<f64> = runs.iter().filter_map(|r| r.suggestion).collect();
-    let st = if failures.is_empty() {
+    let st = if !interrupted && lrs.len() == runs.len() {
         stats(&lrs)
     } else {
         None
     };
+    for r in &runs {
+        if r.pinned && !config.allow_pinned {
+            failures.push(format!(
+                "seed {}: the suggestion {:.3e} is pinned by --max {} (the loss never turned upward); widen the range or use --extend, or pass --allow-pinned",
+                r.seed,
+                r.suggestion.unwrap_or(f64::NAN),
+                rt.sweep.max_lr
+            ));
+        }
+    }
     let (median, spread, std) = match st {
         Some((m, s, d)) => (Some(m), Some(s), Some(d)),
         None => (None, None, None),
@@ -185,8 +227,8 @@ pub fn run_check(
     if let Some(s) = spread {
         if s > config.max_spread {
             failures.push(format!(
-                "suggestions spread over {s:.3} decades (max/min {:.2}x), more than --max-spread {}",
-                10f64.powf(s),
+                "suggestions spread over {s:.3} decades (max/min {}), more than --max-spread {}",
+                crate::finder::sweep::ratio(10f64.powf(s)),
                 config.max_spread
             ));
         }
@@ -211,14 +253,10 @@ pub fn run_check(
             rt.setup.seed
         ));
     }
-    let first = &reports[0];
     Ok(CheckReport {
         tool: "lrfind check".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        settings: RunSettings {
-            device: describe(&device),
-            ..first.settings.clone()
-        },
+        settings,
         sweep: rt.sweep.clone(),
         rule: rt.rule,
         runs,
@@ -233,6 +271,7 @@ pub fn run_check(
         repeatable,
         stable: failures.is_empty(),
         failures,
+        interrupted,
     })
 }
 

@@ -49,6 +49,12 @@ pub struct RangeTestReport {
     pub analysis: Analysis,
     /// The suggested LR (`analysis.suggestion.lr`), at the top level for scripts.
     pub suggested_lr: Option<f64>,
+    /// The suggestion is pinned by `--max` (`analysis.pinned`), at the top level for scripts.
+    #[serde(default)]
+    pub pinned: bool,
+    /// With `--extend`: the highest LR the sweep reached past `--max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_to: Option<f64>,
     pub stop_reason: String,
     pub interrupted: bool,
     pub timings: Timings,
@@ -76,12 +82,37 @@ impl RangeTestReport {
                 path.display()
             ),
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::Report {
+        let report: Self = serde_json::from_str(&text).map_err(|e| Error::Report {
             path: path.to_path_buf(),
             reason: format!(
                 "not an lrfind range-test report ({e}); run `lrfind --report {}` to make one",
                 path.display()
             ),
-        })
+        })?;
+        report.validate().map_err(|e| Error::Report {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{e}; run `lrfind --report {}` to make a fresh one",
+                path.display()
+            ),
+        })?;
+        Ok(report)
+    }
+
+    /// A report read back from a file is checked like flags: a hand-edited value must fail
+    /// here with a message, not panic or mislead later.
+    pub fn validate(&self) -> Result<()> {
+        self.settings.model.validate()?;
+        self.settings.optimizer.validate()?;
+        crate::learner::check_batching(self.settings.batch_size, self.settings.accumulate)?;
+        self.sweep.validate()?;
+        if let Some(lr) = self.suggested_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(Error::invalid(format!(
+                    "suggested_lr {lr}: must be a positive finite learning rate"
+                )));
+            }
+        }
+        Ok(())
     }
 }
