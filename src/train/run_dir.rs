@@ -33,12 +33,17 @@ pub struct RunDir {
 }
 
 /// Refuses a directory that already holds a run (cheap: before any data is loaded).
-fn refuse_existing_run(path: &Path) -> Result<()> {
+/// `probe_lock`: also refuse a directory another process holds (off when we hold it).
+fn refuse_existing_run(path: &Path, probe_lock: bool) -> Result<()> {
     if path.exists() && !path.is_dir() {
         return Err(Error::invalid(format!(
             "--out-dir {}: exists and is not a directory",
             path.display()
         )));
+    }
+    if probe_lock && path.is_dir() {
+        // A run in progress says so, rather than "already holds a run".
+        drop(lock_dir(path, "--out-dir")?);
     }
     if path.join(STATE).exists() || path.join(CONFIG).exists() || path.join(CHECKPOINT).exists() {
         return Err(Error::invalid(format!(
@@ -94,13 +99,13 @@ fn remove_debris(path: &Path) {
 impl RunDir {
     /// Checks `path` can hold a new run, before the (slow) data loading.
     pub fn precheck(path: &Path) -> Result<()> {
-        refuse_existing_run(path)
+        refuse_existing_run(path, true)
     }
 
     /// Creates (or takes, if empty of runs) the directory for a new run and locks it. An
     /// existing run is never overwritten, and a run in progress is never joined.
     pub fn create(path: &Path, plot_format: PlotFormat) -> Result<Self> {
-        refuse_existing_run(path)?;
+        refuse_existing_run(path, true)?;
         let created = create_dirs(path, false).map_err(|e| {
             e.unwrap_or_else(|| {
                 Error::invalid(format!("--out-dir {}: cannot create it", path.display()))
@@ -142,7 +147,7 @@ impl RunDir {
         let claimed = (|| -> Result<()> {
             dir.lock = Some(lock_dir(path, "--out-dir")?);
             // Checked again under the lock: a run that started meanwhile has written by now.
-            refuse_existing_run(path)?;
+            refuse_existing_run(path, false)?;
             remove_debris(path);
             check_writable(&path.join(CONFIG)).map_err(|e| {
                 Error::invalid(format!(
