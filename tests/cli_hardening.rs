@@ -312,6 +312,22 @@ fn a_train_that_cannot_start_leaves_no_directory() {
         "bad",
     );
     assert_eq!(files(d), ["bad"]);
+    // A run that diverges in its first epoch has nothing to resume: no directory either.
+    let (code, _, err) = run(lrfind(d)
+        .args([
+            "train",
+            "--lr",
+            "1e9",
+            "--optimizer",
+            "sgd",
+            "--out-dir",
+            "new/run",
+            "-q",
+        ])
+        .args(data_args()));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("diverged"), "{err}");
+    assert_eq!(files(d), ["bad"]);
     // And the --out-dir stays usable.
     train(d, "new/run", "1", &[]);
 }

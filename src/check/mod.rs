@@ -152,7 +152,7 @@ pub fn run_check(
     rt.validate()?;
     let device = rt.device.open()?;
     let (data, origin) = rt.setup.device_data(&device)?;
-    let total = config.seeds + usize::from(config.repeat);
+    let total = config.seeds.saturating_add(usize::from(config.repeat));
     let mut reports = Vec::new();
     let mut interrupted = false;
     for k in 0..config.seeds {

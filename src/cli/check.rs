@@ -101,7 +101,7 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         repeat: !args.no_repeat,
         allow_pinned: args.allow_pinned,
     };
-    let runs = config.seeds + usize::from(config.repeat);
+    let runs = config.seeds.saturating_add(usize::from(config.repeat));
     let pb = progress::bar(
         runs.saturating_mul(config.range_test.sweep.num_steps) as u64,
         args.quiet,

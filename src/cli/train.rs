@@ -355,7 +355,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         batch_bar,
         total_epochs,
     };
-    let outcome = run.train(&mut obs)?;
+    let outcome = match run.train(&mut obs) {
+        Ok(o) => o,
+        Err(e) => {
+            // A new run that failed before finishing an epoch has nothing to resume: take
+            // back its config.json (and the directory, if this run made it), so the
+            // --out-dir is free again.
+            if args.resume.is_none() && run.state.epochs_done == 0 {
+                drop(obs);
+                let _ = std::fs::remove_file(dir.file(train::run_dir::CONFIG));
+                let mut dir = dir;
+                dir.remove_if_unused();
+            }
+            return Err(e);
+        }
+    };
     obs.batch_bar.finish_and_clear();
     obs.epochs_bar.finish_and_clear();
     let s = &run.state;

@@ -107,7 +107,7 @@ impl TrainConfig {
     fn scheduler_for(&self, batches: usize) -> Option<SchedulerConfig> {
         self.scheduler.clone().map(|mut s| {
             let total = match self.interval() {
-                Interval::Step => self.epochs * batches,
+                Interval::Step => self.epochs.saturating_mul(batches),
                 Interval::Epoch => self.epochs,
             };
             s.fill_total_steps(total);
