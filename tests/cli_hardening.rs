@@ -637,6 +637,49 @@ fn a_multi_member_gzip_is_accepted() {
 }
 
 #[test]
+// The child is reaped by wait4(2), which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
+fn a_gzip_bomb_is_stopped_at_the_size_its_header_declares() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("bomb");
+    std::fs::create_dir(&data).unwrap();
+    for f in files(&fixture("mnist")) {
+        std::fs::copy(fixture("mnist").join(&f), data.join(&f)).unwrap();
+    }
+    // The real images followed by 768 MiB of zeros: under 1 MB of gzip.
+    let gz = data.join("train-images-idx3-ubyte.gz");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&raw).unwrap();
+    let zeros = vec![0u8; 1 << 24];
+    for _ in 0..48 {
+        enc.write_all(&zeros).unwrap();
+    }
+    enc.finish().unwrap();
+    let child = spawn(d, &["--data", "mnist", "--data-dir", "bomb", "-q"]);
+    // wait4 gives this child's own peak memory.
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert_eq!(libc::WEXITSTATUS(status), 2);
+    let mut err = String::new();
+    child.stderr.unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("too long"), "{err}");
+    let peak_mb = usage.ru_maxrss / 1024;
+    assert!(peak_mb < 200, "peak {peak_mb} MB");
+}
+
+#[test]
 fn a_report_edited_by_hand_is_validated_not_trusted() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
