@@ -357,6 +357,37 @@ fn the_report_survives_a_plot_that_cannot_be_written() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("plots/p.png"), "{err}");
     assert_eq!(json(&d.join("lrfind.json"))["tool"], "lrfind");
+    // Check: the same.
+    std::fs::create_dir(d.join("plots2")).unwrap();
+    let child = spawn(
+        d,
+        &[
+            "check",
+            "--seeds",
+            "2",
+            "--no-repeat",
+            "--num-steps",
+            "1500",
+            "--max",
+            "1e-3",
+            "--model",
+            "linear",
+            "--out",
+            "plots2/c.png",
+            "-q",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::remove_dir(d.join("plots2")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        json(&d.join("lrfind-check.json"))["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // Train: the epoch's measurements are on disk even though its plot failed.
     let child = spawn(
         d,
