@@ -18,6 +18,7 @@ scheduler_config! {
 }
 
 impl ConstantLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if !(0.0..=1.0).contains(&self.factor) {
             return Err(ScheduleError::param(
@@ -58,6 +59,7 @@ scheduler_config! {
 }
 
 impl LinearLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if !(self.start_factor > 0.0 && self.start_factor <= 1.0) {
             return Err(ScheduleError::param(

@@ -20,6 +20,7 @@ scheduler_config! {
 }
 
 impl CosineAnnealingLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if self.T_max <= 0 {
             return Err(ScheduleError::param(

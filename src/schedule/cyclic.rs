@@ -143,6 +143,7 @@ impl CyclicLRConfig {
         }
     }
 
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         let err = |m: String| ScheduleError::param(NAME, m);
         self.cyclic_mode()?;

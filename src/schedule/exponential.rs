@@ -16,6 +16,7 @@ scheduler_config! {
 }
 
 impl ExponentialLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if !(self.gamma.is_finite() && self.gamma > 0.0) {
             return Err(ScheduleError::param(

@@ -301,4 +301,24 @@ mod tests {
             "ReduceLROnPlateau: needs one metric per step: 3 steps but 1 metrics"
         );
     }
+
+    /// Golden metrics are Python reprs: read back correctly rounded (serde_json's
+    /// `float_roundtrip`), a metric exactly at ReduceLROnPlateau's threshold stays "not better".
+    #[test]
+    fn metrics_at_the_threshold_read_back_exactly() {
+        let mut x = 0.5f64;
+        for i in 0..2000 {
+            // Metrics with 16-17 significant digits, where a fast parser goes one ulp off.
+            x = (x * 3.987 + i as f64 * 1e-3).fract() + 0.1;
+            let at = x * (1.0 - 1e-4);
+            let case: GoldenCase = serde_json::from_str(&format!(
+                r#"{{"id": "t", "scheduler": "ReduceLROnPlateau", "params": {{"patience": 0, "factor": 0.5}},
+                    "optimizer": {{"kind": "SGD", "lrs": [1.0]}}, "steps": 2, "metrics": [{x:?}, {at:?}]}}"#
+            ))
+            .unwrap();
+            assert_eq!(case.metrics.as_deref(), Some(&[x, at][..]), "{x:?} {at:?}");
+            // Step 1 sets best = x; `at` is not < best * (1 - threshold): a bad epoch, halved.
+            assert_eq!(case.run().unwrap().lr[2], vec![0.5], "{x:?} {at:?}");
+        }
+    }
 }

@@ -376,6 +376,7 @@ scheduler_config! {
 }
 
 impl LambdaLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         check_last_epoch(Self::NAME, self.last_epoch)
     }
@@ -400,6 +401,7 @@ scheduler_config! {
 }
 
 impl MultiplicativeLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         check_last_epoch(Self::NAME, self.last_epoch)
     }

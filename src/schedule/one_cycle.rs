@@ -103,6 +103,7 @@ impl OneCycleLRConfig {
         }
     }
 
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         let err = |m: String| ScheduleError::param(NAME, m);
         self.planned_steps()?;

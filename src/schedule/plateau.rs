@@ -53,6 +53,7 @@ scheduler_config! {
 }
 
 impl ReduceLROnPlateauConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         let err = |m: String| ScheduleError::param(NAME, m);
         if self.factor >= 1.0 {

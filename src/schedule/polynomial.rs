@@ -18,6 +18,7 @@ scheduler_config! {
 }
 
 impl PolynomialLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if self.total_iters < 0 {
             return Err(ScheduleError::param(

@@ -55,6 +55,7 @@ impl SequentialLRConfig {
         m
     }
 
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         check_children(NAME, &self.schedulers)?;
         check_last_epoch(NAME, self.last_epoch)

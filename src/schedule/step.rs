@@ -20,6 +20,7 @@ scheduler_config! {
 }
 
 impl StepLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if self.step_size <= 0 {
             return Err(ScheduleError::param(
@@ -61,6 +62,7 @@ scheduler_config! {
 }
 
 impl MultiStepLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if let Some(m) = self.milestones.iter().find(|m| **m < 0) {
             return Err(ScheduleError::param(

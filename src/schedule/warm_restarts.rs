@@ -23,6 +23,7 @@ scheduler_config! {
 }
 
 impl CosineAnnealingWarmRestartsConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
     pub fn validate(&self) -> Result<(), ScheduleError> {
         if self.T_0 <= 0 {
             return Err(ScheduleError::param(
