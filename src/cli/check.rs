@@ -9,6 +9,7 @@ use super::args::{SetupArgs, SweepArgs};
 use super::progress;
 use crate::check::{read_baseline, run_check, CheckConfig, CheckReport};
 use crate::error::Result;
+use crate::learner::StepLoss;
 use crate::plot::{self, CheckCurve, CheckPlot, PlotFormat};
 use crate::report::atomic::check_writable;
 
@@ -154,6 +155,11 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
                 r.settings.optimizer.name(),
                 r.rule
             ),
+            y_label: match r.settings.step_loss {
+                StepLoss::Validation { .. } => "smoothed validation loss",
+                StepLoss::TrainBatch => "smoothed loss",
+            }
+            .into(),
         },
     )?;
     Ok(())

@@ -4,22 +4,28 @@
 //! an SVG file and an SVG string (tests, embedding). Files go through
 //! [`crate::report::atomic`], so a failed plot never leaves a half-written file behind.
 //! Fonts come from the `dejavu` crate and are registered on first use: no system fonts are
-//! needed and callers have nothing to set up.
+//! needed and callers have nothing to set up. PNG text is laid out by [`text`] (subpixel
+//! glyph positions, kerning, a real bold face), matching the SVG's.
+//!
+//! Legends and notes are placed where they cover no data (the y axis gets headroom when no
+//! spot is free), and a legend with a single entry is left out: the axis names the line.
 
 mod check;
 mod curves;
 mod format;
+mod layout;
 mod output;
 mod range_test;
 mod scale;
 mod schedule;
 mod style;
+mod text;
 
 use std::path::{Path, PathBuf};
 
 pub use check::{check, check_svg, CheckCurve, CheckPlot};
 pub use curves::{curves, curves_svg, CurvesPlot};
-pub use range_test::{range_test, range_test_svg, RangeTestPlot, Suggestion};
+pub use range_test::{range_test, range_test_svg, RangeTestPlot, FLAT_FALL};
 pub use schedule::{schedule, schedule_svg, SchedulePlot};
 
 /// Why a figure could not be produced.
