@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use check::{check, check_svg, CheckCurve, CheckPlot};
 pub use curves::{curves, curves_svg, CurvesPlot};
-pub use range_test::{range_test, range_test_svg, RangeTestPlot, FLAT_FALL};
+pub use range_test::{range_test, range_test_svg, RangeTestPlot};
 pub use schedule::{schedule, schedule_svg, SchedulePlot};
 
 /// Why a figure could not be produced.

@@ -16,8 +16,9 @@ use super::{format, PlotError};
 use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion, Window};
 
 /// Below this relative fall from its starting level to its minimum, the smoothed loss counts
-/// as flat: no learning rate in the range trained the model.
-pub const FLAT_FALL: f64 = 0.05;
+/// as flat on the figure: no learning rate in the range trained the model. (A curve that only
+/// starts to fall at the end of the range falls more than this and reads as pinned.)
+pub(crate) const FLAT_FALL: f64 = 0.02;
 
 /// Loss vs LR of an LR range test: the measured [`Curve`] and what
 /// [`analyse`](crate::finder::analyse) made of it.
@@ -138,6 +139,11 @@ fn pairs(lrs: &[f64], values: &[f64]) -> Vec<Option<(f64, f64)>> {
         .collect()
 }
 
+/// A suggested LR as the command line's summary prints it, so the two read the same.
+fn suggested(lr: f64) -> String {
+    format!("{lr:.3e}")
+}
+
 fn usable(s: &Suggestion) -> bool {
     s.lr.is_finite() && s.lr > 0.0
 }
@@ -157,16 +163,16 @@ fn warnings(plot: &RangeTestPlot, smoothed: &[f64], max_chars: f64) -> Vec<Strin
         .reduce(f64::max);
     let top = top.map_or("?".into(), format::lr);
     let mut text = String::new();
-    if flat {
+    let fell = percent(fall.unwrap_or(0.0));
+    if flat && a.pinned_by_max {
         text = format!(
-            "Flat curve: the smoothed {} fell only {} across the range{}, so no learning rate in it trained the model; try higher ones.",
-            plot.y_label,
-            percent(fall.unwrap_or(0.0)),
-            if a.pinned_by_max {
-                format!(" (up to {top}) and never turned upward")
-            } else {
-                String::new()
-            }
+            "Flat and pinned by the range: the smoothed {} fell only {fell} and never turned upward up to the largest LR tried ({top}), so no learning rate in the range has trained the model yet; try higher ones.",
+            plot.y_label
+        );
+    } else if flat {
+        text = format!(
+            "Flat curve: the smoothed {} fell only {fell} before it rose, so no learning rate in the range trained the model; try lower ones.",
+            plot.y_label
         );
     } else if a.pinned_by_max {
         text = format!(
@@ -283,9 +289,9 @@ fn draw<DB: DrawingBackend>(
     let mut avoid = Vec::new();
     if let Some(c) = chosen {
         let text = if plot.show_rules {
-            format!("{} {} (chosen)", c.rule, format::lr(c.lr))
+            format!("{} {} (chosen)", c.rule, suggested(c.lr))
         } else {
-            format!("suggested {} ({})", format::lr(c.lr), c.rule)
+            format!("suggested {} ({})", suggested(c.lr), c.rule)
         };
         entries.push((Mark::Dashed(red), text));
         if let Some(xc) = x.coord(c.lr) {
@@ -296,7 +302,7 @@ fn draw<DB: DrawingBackend>(
         for o in &a.rules {
             let text = match o.suggestion.as_ref().filter(|s| usable(s)) {
                 Some(s) if Some(s) == chosen => continue,
-                Some(s) => format!("{} {}", o.rule, format::lr(s.lr)),
+                Some(s) => format!("{} {}", o.rule, suggested(s.lr)),
                 None => format!("{}: no suggestion", o.rule),
             };
             let color = if o.suggestion.is_some() {
@@ -416,7 +422,7 @@ mod tests {
         let a = analysis(&c);
         let s = a.suggestion.clone().unwrap();
         let (svg, _) = figure(&c, &a);
-        assert!(svg.contains(&format!("suggested {} (fall)", format::lr(s.lr))));
+        assert!(svg.contains(&format!("suggested {:.3e} (fall)", s.lr)));
         assert!(svg.contains("learning rate (log scale)"));
         assert!(svg.contains("LR range test: mnist-mlp"));
         // The dashed line is many short two-point segments in the suggestion colour.
@@ -495,7 +501,7 @@ mod tests {
                 .filter(|l| l.contains("<circle") && l.contains(&fill))
                 .count();
             assert!(markers >= 1, "no marker for {}", o.rule);
-            let text = format!("{} {}", o.rule, format::lr(s.lr));
+            let text = format!("{} {:.3e}", o.rule, s.lr);
             assert!(
                 legend.lines.iter().any(|l| l.contains(&text)),
                 "{text} not in {:?}",
@@ -538,17 +544,38 @@ mod tests {
             );
         }
         // Noise around a level: flat.
-        let flat: Vec<f64> = (0..100)
+        let flat_losses: Vec<f64> = (0..100)
             .map(|i| 2.30 + 0.01 * ((i as f64 * 12.9898).sin() * 43758.5453).fract())
             .collect();
-        let c = curve_of(lrs, flat, StopReason::Completed, 100);
-        let (svg, _) = figure(&c, &analysis(&c));
-        assert!(svg.contains("Flat curve"), "no flat note");
+        let c = curve_of(lrs, flat_losses.clone(), StopReason::Completed, 100);
+        let (svg, layout) = figure(&c, &analysis(&c));
+        assert!(svg.contains("Flat and pinned by the range"), "no flat note");
+        let note = layout.panels[0].boxes.iter().find(|b| !b.legend).unwrap();
+        let text = note.lines.join(" ");
+        assert!(
+            text.contains("fell only 0."),
+            "the fall is not quantified: {text}"
+        );
+        // Flat, then a blow-up: flat but not pinned.
+        let mut rise = flat_losses.clone();
+        rise.extend((0..20).map(|i| 2.4 + 0.5 * i as f64));
+        let lrs40: Vec<f64> = (0..120)
+            .map(|i| 1e-6 * 10f64.powf(i as f64 / 24.0))
+            .collect();
+        let c = curve_of(lrs40, rise, StopReason::Completed, 120);
+        let a = analysis(&c);
+        assert!(!a.pinned_by_max);
+        let (svg, layout) = figure(&c, &a);
+        let note = layout.panels[0].boxes.iter().find(|b| !b.legend).unwrap();
+        assert!(
+            svg.contains("Flat curve") && note.lines.join(" ").contains("try lower ones"),
+            "no flat note"
+        );
         assert!(!svg.contains("Pinned"));
         // A healthy curve says neither.
         let c = sweep();
         let (svg, layout) = figure(&c, &analysis(&c));
-        assert!(!svg.contains("Flat curve") && !svg.contains("Pinned"));
+        assert!(!svg.contains("Flat") && !svg.contains("Pinned"));
         assert_eq!(layout.panels[0].boxes.len(), 1);
     }
 
