@@ -44,7 +44,7 @@ fn children_peak_rss_mib() -> f64 {
 fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
     let dev = candle_core::Device::Cpu;
     let model = Model::new(&ModelConfig::default(), data.shape, 10, 0, &dev)?;
-    let opt = OptimizerConfig::from_flags("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
+    let opt = OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
     let optimizer = opt.build(model.vars(), 1e-6)?;
     Ok(Learner::new(
         model,
@@ -58,7 +58,10 @@ fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
 }
 
 fn main() -> anyhow::Result<()> {
-    lrfind::init_threads();
+    // One matmul thread each: lrfind shards every batch over the cores itself.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
@@ -70,7 +73,12 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/lrfind");
+    // The lrfind binary built with this example: target/<profile>/examples/bench → ../lrfind.
+    let bin = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("lrfind"))
+        .unwrap_or_default();
     if bin.is_file() {
         let report = std::env::temp_dir().join("lrfind-bench.json");
         let mut walls = Vec::new();
@@ -108,7 +116,7 @@ fn main() -> anyhow::Result<()> {
             children_peak_rss_mib()
         );
     } else {
-        println!("whole process: skipped (build target/release/lrfind first)");
+        println!("whole process: skipped (build the lrfind binary first: cargo build --release)");
     }
 
     let t = Instant::now();

@@ -1,121 +1,61 @@
-//! The range test on your own candle model: implement `TrainStep` (one step at a given LR,
-//! returning the loss) and, to get the model back untouched, `Checkpoint`.
+//! The range test on your own candle-nn model with candle-nn's AdamW, then a short
+//! one-cycle training run at the suggestion. Writes custom_model.json and custom_model.png.
 //!
-//!     cargo run --release --example custom_model
-//!
-//! Here: a two-layer network built with candle-nn's `VarBuilder`, trained with candle-nn's
-//! own `AdamW`, on a synthetic regression task (y = sin(3x) + noise).
+//!     cargo run --release --example custom_model [OUT_DIR]
 
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{linear, AdamW, Linear, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use lrfind::finder::{analyse, find_lr, Checkpoint, Rule, SweepConfig, TrainStep};
-
-struct MyModel {
-    varmap: VarMap,
-    l1: Linear,
-    l2: Linear,
-    opt: AdamW,
-    x: Tensor,
-    y: Tensor,
-}
-
-impl MyModel {
-    fn new() -> anyhow::Result<Self> {
-        let dev = Device::Cpu;
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-        let l1 = linear(1, 64, vb.pp("l1"))?;
-        let l2 = linear(64, 1, vb.pp("l2"))?;
-        let opt = AdamW::new(varmap.all_vars(), ParamsAdamW::default())?;
-        // Fixed inputs on a grid; deterministic "noise".
-        let xs: Vec<f32> = (0..512).map(|i| i as f32 / 256.0 - 1.0).collect();
-        let ys: Vec<f32> = xs
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (3.0 * x).sin() + 0.05 * ((i * 7919) % 13) as f32 / 13.0)
-            .collect();
-        Ok(Self {
-            varmap,
-            l1,
-            l2,
-            opt,
-            x: Tensor::from_vec(xs, (512, 1), &dev)?,
-            y: Tensor::from_vec(ys, (512, 1), &dev)?,
-        })
-    }
-}
-
-impl TrainStep for MyModel {
-    fn train_step(&mut self, lr: f64) -> lrfind::Result<f64> {
-        self.opt.set_learning_rate(lr);
-        let pred = self.l2.forward(&self.l1.forward(&self.x)?.tanh()?)?;
-        let loss = candle_nn::loss::mse(&pred, &self.y)?;
-        self.opt.backward_step(&loss)?;
-        Ok(loss.to_scalar::<f32>()? as f64)
-    }
-}
-
-impl Checkpoint for MyModel {
-    // Deep copies: `Var::set` writes in place, so a plain clone would alias. (candle-nn's
-    // AdamW keeps its moments private; a fresh one after the test is the honest restore.)
-    type State = Vec<(String, Tensor)>;
-
-    fn save_state(&self) -> lrfind::Result<Self::State> {
-        let data = self
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| lrfind::Error::invalid("poisoned"))?;
-        data.iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
-            .collect()
-    }
-
-    fn restore_state(&mut self, state: Self::State) -> lrfind::Result<()> {
-        {
-            let data = self
-                .varmap
-                .data()
-                .lock()
-                .map_err(|_| lrfind::Error::invalid("poisoned"))?;
-            for (k, t) in &state {
-                if let Some(v) = data.get(k) {
-                    v.set(t)?;
-                }
-            }
-        }
-        self.opt = AdamW::new(self.varmap.all_vars(), ParamsAdamW::default())?;
-        Ok(())
-    }
-}
+use candle_nn::{linear, AdamW, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use lrfind::{find_lr, plot, Description, OptimizerStep, RangeTestReport, Rule, SchedulerConfig};
+use lrfind::{SchedulerDriver, SweepConfig, TrainStep};
 
 fn main() -> anyhow::Result<()> {
-    lrfind::init_threads();
-    let mut model = MyModel::new()?;
-    let config = SweepConfig {
-        min_lr: 1e-5,
-        max_lr: 10.0,
-        num_steps: 120,
-        ..SweepConfig::default()
+    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
+    // y = sin(3x) on a grid over [-1, 1), fitted by a 1-64-1 tanh network.
+    let dev = Device::Cpu;
+    let x = Tensor::arange(0f32, 512., &dev)?
+        .affine(1. / 256., -1.)?
+        .unsqueeze(1)?;
+    let y = (&x * 3.)?.sin()?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let (l1, l2) = (linear(1, 64, vb.pp("l1"))?, linear(64, 1, vb.pp("l2"))?);
+    let loss = move |_step: usize| candle_nn::loss::mse(&l2.forward(&l1.forward(&x)?.tanh()?)?, &y);
+    let vars = varmap.clone();
+    let adamw = move || AdamW::new(vars.all_vars(), ParamsAdamW::default());
+    let mut model = OptimizerStep::rebuilding(varmap, adamw, loss)?;
+
+    // The range test; the weights are put back afterwards and AdamW rebuilt.
+    let sweep = SweepConfig::default(); // 1e-7 → 10 in 100 exponential steps
+    let curve = find_lr(&mut model, &sweep, &mut |_| ControlFlow::Continue(()))?;
+    let about = Description::new(
+        "mlp 1-64-1, tanh",
+        "y = sin(3x), 512 points",
+        "candle-nn AdamW",
+    );
+    let report = RangeTestReport::new(about, &sweep, Rule::Fall, curve, Default::default());
+    report.write(&out.join("custom_model.json"))?;
+    let figure = plot::RangeTestPlot::new(&report.curve, &report.analysis).title("custom model");
+    plot::range_test(&out.join("custom_model.png"), &figure)?;
+    let Some(lr) = report.suggested_lr else {
+        anyhow::bail!("no suggestion: {:?}", report.analysis.no_suggestion);
     };
-    let curve = find_lr(&mut model, &config, &mut |_| ControlFlow::Continue(()))?;
-    let analysis = analyse(&curve, config.window, Rule::Fall);
-    println!("{} steps, {}", curve.lrs.len(), curve.stop);
-    for r in &analysis.rules {
-        match &r.suggestion {
-            Some(s) => println!("  {:<9} {:.3e}", r.rule.name(), s.lr),
-            None => println!(
-                "  {:<9} - ({})",
-                r.rule.name(),
-                r.error.as_deref().unwrap_or("")
-            ),
+    println!("suggested learning rate: {lr:.3e} ({})", report.stop_reason);
+
+    // 300 steps of one-cycle training peaking at the suggestion, stepped per batch (candle-nn
+    // keeps AdamW's beta1 private, so the cycle leaves momentum alone).
+    let one_cycle = SchedulerConfig::parse(&format!(
+        "OneCycleLR(max_lr={lr}, total_steps=300, cycle_momentum=False)"
+    ))?;
+    let mut schedule = SchedulerDriver::new(&one_cycle, lr, None, None)?;
+    for step in 0..300 {
+        let loss = model.train_step(schedule.lr())?;
+        schedule.after_batch(None)?;
+        if step % 100 == 99 {
+            println!("step {}: loss {loss:.5}", step + 1);
         }
-    }
-    match analysis.suggestion {
-        Some(s) => println!("suggested learning rate: {:.3e} ({} rule)", s.lr, s.rule),
-        None => println!("no suggestion: {:?}", analysis.no_suggestion),
     }
     Ok(())
 }

@@ -23,7 +23,10 @@ use lrfind::range_test::{RangeTest, Setup};
 use lrfind::train::{LrSource, Run, TrainConfig};
 
 fn main() -> anyhow::Result<()> {
-    lrfind::init_threads();
+    // One matmul thread each: lrfind shards every batch over the cores itself.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Positional DATA_ROOT: the first argument that is neither a flag nor a flag's value.
     let root = args
@@ -82,7 +85,7 @@ fn main() -> anyhow::Result<()> {
             data: source,
             data_dir: dir.clone(),
             model: ModelConfig::default(),
-            optimizer: OptimizerConfig::from_flags(opt, 0.0, false, None, (0.9, 0.999), 1e-8)?,
+            optimizer: OptimizerConfig::from_parts(opt, 0.0, false, None, (0.9, 0.999), 1e-8)?,
             seed: 0,
             batch_size: 64,
         };

@@ -1,15 +1,19 @@
-//! `--device auto|cpu|cuda[:N]|metal[:N]`.
+//! Where the tensors live: `auto`, `cpu`, `cuda[:N]` or `metal[:N]`.
 
 use candle_core::Device;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 
-/// A parsed `--device`.
+/// A device by name, opened with [`DeviceSpec::open`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceSpec {
+    /// A GPU when one works (CUDA, then Metal, where compiled in), else the CPU.
     Auto,
+    /// The CPU.
     Cpu,
+    /// CUDA device N (cargo feature `cuda`).
     Cuda(usize),
+    /// Metal device N (cargo feature `metal`).
     Metal(usize),
 }
 
@@ -17,9 +21,12 @@ impl std::str::FromStr for DeviceSpec {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
-            Error::invalid(format!(
-                "--device {s}: unknown device (allowed: auto, cpu, cuda, cuda:N, metal, metal:N)"
-            ))
+            Error::setting(
+                Scope::Device,
+                "device",
+                s,
+                "unknown device (allowed: auto, cpu, cuda, cuda:N, metal, metal:N)",
+            )
         };
         let lower = s.to_ascii_lowercase();
         let (kind, idx) = match lower.split_once(':') {
@@ -59,13 +66,17 @@ fn open(
     std::panic::set_hook(prev);
     match r {
         Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => Err(Error::Device(format!(
-            "{what} is not usable: {}",
-            e.to_string().lines().next().unwrap_or_default()
-        ))),
-        Err(_) => Err(Error::Device(format!(
-            "{what} is not usable: the driver could not be loaded"
-        ))),
+        Ok(Err(e)) => Err(Error::Device {
+            device: what.to_string(),
+            reason: format!(
+                "not usable: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        }),
+        Err(_) => Err(Error::Device {
+            device: what.to_string(),
+            reason: "not usable: the driver could not be loaded".into(),
+        }),
     }
 }
 
@@ -78,18 +89,20 @@ impl DeviceSpec {
                 if cfg!(feature = "cuda") {
                     open(&format!("cuda:{i}"), move || Device::new_cuda(i))
                 } else {
-                    Err(Error::Device(format!(
-                        "--device cuda:{i}: this lrfind was built without CUDA; rebuild with `cargo build --release --features cuda`"
-                    )))
+                    Err(Error::Device {
+                        device: format!("cuda:{i}"),
+                        reason: "this build of lrfind has no CUDA support (rebuild with the cargo feature `cuda`)".into(),
+                    })
                 }
             }
             DeviceSpec::Metal(i) => {
                 if cfg!(feature = "metal") {
                     open(&format!("metal:{i}"), move || Device::new_metal(i))
                 } else {
-                    Err(Error::Device(format!(
-                        "--device metal:{i}: this lrfind was built without Metal; rebuild with `cargo build --release --features metal`"
-                    )))
+                    Err(Error::Device {
+                        device: format!("metal:{i}"),
+                        reason: "this build of lrfind has no Metal support (rebuild with the cargo feature `metal`)".into(),
+                    })
                 }
             }
             DeviceSpec::Auto => {
@@ -128,7 +141,7 @@ mod tests {
         assert_eq!("CPU".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
         assert_eq!("metal".parse::<DeviceSpec>().unwrap(), DeviceSpec::Metal(0));
         let e = "tpu".parse::<DeviceSpec>().unwrap_err().to_string();
-        assert!(e.starts_with("--device tpu: unknown device"), "{e}");
+        assert!(e.starts_with("device = tpu: unknown device"), "{e}");
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
     }
 
@@ -144,6 +157,6 @@ mod tests {
     #[test]
     fn cuda_without_the_feature_is_a_clear_error() {
         let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-        assert!(e.contains("built without CUDA"), "{e}");
+        assert!(e.contains("no CUDA support"), "{e}");
     }
 }

@@ -2,11 +2,12 @@
 //! The range test drives it through [`TrainStep`]; the trainer through epochs.
 
 use candle_core::Tensor;
+use candle_nn::Optimizer;
 use rayon::prelude::*;
 
 use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 use crate::finder::{Checkpoint, TrainStep};
 use crate::model::Model;
 use crate::optim::AnyOptimizer;
@@ -21,11 +22,16 @@ pub enum StepLoss {
     Validation { samples: usize },
 }
 
+/// One of lrfind's built-in models, its optimizer and its data: a [`TrainStep`] and
+/// [`Checkpoint`] for the range test, and the engine of a training epoch.
 pub struct Learner {
     /// Runs the shards of each batch in parallel (see [`Learner::step_on`]).
     pool: std::sync::Arc<rayon::ThreadPool>,
+    /// The model.
     pub model: Model,
+    /// Its optimizer.
     pub optimizer: AnyOptimizer,
+    /// The data, on the model's device.
     pub data: DeviceData,
     order: BatchOrder,
     accumulate: usize,
@@ -40,13 +46,23 @@ pub struct LearnerState {
     order: BatchOrder,
 }
 
-/// `--batch-size` and `--accumulate` must both be at least 1.
+/// The batch size and the number of accumulated micro-batches must both be at least 1.
 pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
     if batch_size == 0 {
-        return Err(Error::invalid("--batch-size 0: must be at least 1"));
+        return Err(Error::setting(
+            Scope::Batching,
+            "batch_size",
+            0,
+            "must be at least 1",
+        ));
     }
     if accumulate == 0 {
-        return Err(Error::invalid("--accumulate 0: must be at least 1"));
+        return Err(Error::setting(
+            Scope::Batching,
+            "accumulate",
+            0,
+            "must be at least 1",
+        ));
     }
     Ok(())
 }
@@ -57,6 +73,8 @@ pub fn loss(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
 }
 
 impl Learner {
+    /// A learner that draws batches of `batch_size` from a shuffle seeded by `seed`, takes
+    /// one step per `accumulate` micro-batches, and scores steps as `step_loss` says.
     pub fn new(
         model: Model,
         optimizer: AnyOptimizer,
@@ -69,16 +87,24 @@ impl Learner {
         check_batching(batch_size, accumulate)?;
         let n = data.train_len();
         if batch_size > n {
-            return Err(Error::invalid(format!(
-                "--batch-size {batch_size}: larger than the {n} training images"
-            )));
+            return Err(Error::setting(
+                Scope::Batching,
+                "batch_size",
+                batch_size,
+                format!("larger than the {n} training images"),
+            ));
         }
         let val = match step_loss {
             StepLoss::TrainBatch => None,
             StepLoss::Validation { samples } => {
                 let k = samples.min(data.test_len());
                 if k == 0 {
-                    return Err(Error::invalid("--val-loss: the test split is empty"));
+                    return Err(Error::setting(
+                        Scope::Batching,
+                        "step_loss",
+                        "validation",
+                        "the held-out split is empty",
+                    ));
                 }
                 Some(data.test_range(0, k)?)
             }
@@ -87,7 +113,10 @@ impl Learner {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .map_err(|e| Error::Device(format!("cannot start {threads} worker threads: {e}")))?;
+            .map_err(|e| Error::Device {
+                device: "cpu".into(),
+                reason: format!("cannot start {threads} worker threads: {e}"),
+            })?;
         Ok(Self {
             pool: std::sync::Arc::new(pool),
             order: BatchOrder::new(n, batch_size, seed),
@@ -108,7 +137,12 @@ impl Learner {
         self.optimizer.set_learning_rate(lr);
         let k = batches.len();
         if k == 0 {
-            return Err(Error::invalid("a step needs at least one batch"));
+            return Err(Error::setting(
+                Scope::Batching,
+                "accumulate",
+                0,
+                "must be at least 1",
+            ));
         }
         let (loss, grads) = {
             let model = &self.model;
@@ -124,7 +158,7 @@ impl Learner {
                         Some(s) => add_all(&s, &g)?,
                     });
                 }
-                let grads = sum.ok_or_else(|| Error::invalid("a step needs at least one batch"))?;
+                let grads = sum.unwrap_or_default();
                 let grads = if k == 1 {
                     grads
                 } else {
@@ -251,6 +285,8 @@ fn sharded_loss_and_grads(model: &Model, b: &Batch, threads: usize) -> Result<(f
 }
 
 impl TrainStep for Learner {
+    type Error = Error;
+
     fn train_step(&mut self, lr: f64) -> Result<f64> {
         let mut batches = Vec::with_capacity(self.accumulate);
         for _ in 0..self.accumulate {
@@ -307,7 +343,7 @@ mod tests {
             &dev,
         )
         .unwrap();
-        let cfg = OptimizerConfig::from_flags(
+        let cfg = OptimizerConfig::from_parts(
             opt,
             0.9 * f64::from(u8::from(opt == "sgd")),
             false,

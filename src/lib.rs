@@ -1,12 +1,53 @@
-//! lrfind: find a good learning rate with the LR range test, then train with it — on candle.
+//! Find a good learning rate with the LR range test (Leslie Smith 2015, §3.3), then train
+//! with it — on [candle](https://github.com/huggingface/candle).
 //!
-//! The pipeline, one module each: [`data`] → [`model`] / [`optim`] → [`finder`] (sweep,
-//! smoothing, suggestion) → [`report`] / [`plot`] → [`schedule`] → [`train`], with
-//! [`check`] running the finder across seeds. The finder needs only [`finder::TrainStep`],
-//! so it works on any candle model.
+//! The range test takes one optimizer step per learning rate, rising exponentially from
+//! `min_lr` to `max_lr`, smooths the loss, stops once it diverges, and reads a suggestion off
+//! the curve. All the finder needs from a model is [`TrainStep`]: "take one step at this LR
+//! and say the loss". A closure will do:
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use candle_core::{Device, Tensor, Var};
+//! use candle_nn::{Optimizer, SGD};
+//! use lrfind::{analyse, run_sweep, Rule, SweepConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // A tiny least-squares model: y = w·x.
+//! let dev = Device::Cpu;
+//! let x = Tensor::new(&[[1f32], [2.], [3.], [4.]], &dev)?;
+//! let y = Tensor::new(&[[2f32], [4.], [6.], [8.]], &dev)?;
+//! let w = Var::new(&[[0.1f32]], &dev)?;
+//! let mut opt = SGD::new(vec![w.clone()], 1e-3)?;
+//! let mut step = |lr: f64| -> candle_core::Result<f64> {
+//!     opt.set_learning_rate(lr);
+//!     let loss = x.matmul(w.as_tensor())?.sub(&y)?.sqr()?.mean_all()?;
+//!     opt.backward_step(&loss)?;
+//!     Ok(loss.to_scalar::<f32>()? as f64)
+//! };
+//! let config = SweepConfig { min_lr: 1e-5, max_lr: 1.0, num_steps: 60, ..SweepConfig::default() };
+//! let curve = run_sweep(&mut step, &config, &mut |_| ControlFlow::Continue(()))?;
+//! let analysis = analyse(&curve, config.window, Rule::Fall);
+//! let lr = analysis.suggestion.map(|s| s.lr).expect("a suggestion");
+//! assert!(lr > 1e-4 && lr < 0.2, "{lr}");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`find_lr`] does the same and puts the model back as it found it (weights and optimizer,
+//! through [`Checkpoint`]); [`OptimizerStep`] turns a candle-nn model's loss closure and any
+//! `candle_nn::Optimizer` into a step that can do that. Around the finder:
+//! [`RangeTestReport`] (JSON), `plot` (PNG/SVG figures, cargo feature `plot`),
+//! [`check_stability`] (is the suggestion stable across seeds?), and [`schedule`] — every
+//! `torch.optim.lr_scheduler`, exactly, with a [`SchedulerDriver`] that steps any candle
+//! optimizer.
+//!
+//! The rest is the pipeline the `lrfind` command line runs on its built-in data and models:
+//! [`data`] → [`model`] / [`optim`] → [`learner`] → [`range_test`] → [`train`], with [`check`]
+//! across seeds.
 
+pub mod adapter;
 pub mod check;
-pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
@@ -20,16 +61,13 @@ pub mod report;
 pub mod schedule;
 pub mod train;
 
-pub use error::{Error, Result};
-
-/// Keeps candle's matrix products on one thread each, for processes that run lrfind's loops.
-///
-/// lrfind parallelises a step across cores itself (one batch shard per core), which beats
-/// splitting small matmuls; and with `RAYON_NUM_THREADS` unset candle re-reads
-/// `/proc/cpuinfo` on every matmul. Call it first thing in `main`, before any thread starts;
-/// it leaves an explicit `RAYON_NUM_THREADS` alone.
-pub fn init_threads() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
-}
+pub use adapter::OptimizerStep;
+pub use check::{check_stability, Baseline, Stability, StabilityConfig};
+pub use error::{Error, Result, Scope, SettingError};
+pub use finder::{
+    analyse, find_lr, run_sweep, Analysis, Checkpoint, Curve, LadderMode, Rule, StepEvent,
+    StopReason, Suggestion, SweepConfig, TrainStep, Window,
+};
+pub use optim::{Adam, AdamW, Momentum, ParamsAdam, ParamsAdamW, ParamsSgd, Sgd};
+pub use report::{Description, RangeTestReport};
+pub use schedule::{SchedulerConfig, SchedulerDriver};

@@ -1,3 +1,8 @@
+//! `lrfind`: the command line on top of the library. Everything under `cli/` is this
+//! binary's own: the library never sees clap, progress bars or flags.
+
+mod cli;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -5,14 +10,17 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    lrfind::init_threads();
-    let cli = lrfind::cli::Cli::parse();
-    match lrfind::cli::run(cli, started) {
+    // lrfind spreads each step over the cores itself (one batch shard per core), so candle's
+    // matmuls run on one thread each; with RAYON_NUM_THREADS unset candle would also re-read
+    // the CPU topology on every matmul. Set before any thread starts; an explicit value wins.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let args = cli::Cli::parse();
+    match cli::run(args, started) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: candle errors may carry a backtrace after the first line.
-            let msg = e.to_string();
-            eprintln!("error: {}", msg.lines().next().unwrap_or("unknown error"));
+            eprintln!("error: {}", cli::describe(&e));
             ExitCode::from(2)
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, DataSource, Dataset, DeviceData};
 use crate::device::{describe, DeviceSpec};
 use crate::error::Result;
-use crate::finder::{self, analyse, Rule, StepEvent, SweepConfig};
+use crate::finder::{self, Rule, StepEvent, SweepConfig};
 use crate::learner::{Learner, StepLoss};
 use crate::model::{Model, ModelConfig};
 use crate::optim::OptimizerConfig;
@@ -19,15 +19,22 @@ use crate::report::{RangeTestReport, RunSettings, Timings};
 /// Data, model and optimizer: what a range test and a training run share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Setup {
+    /// The dataset.
     pub data: DataSource,
+    /// Where its files are (None: the usual places).
     pub data_dir: Option<PathBuf>,
+    /// The architecture.
     pub model: ModelConfig,
+    /// The optimizer.
     pub optimizer: OptimizerConfig,
+    /// Seed of the weights and the data order.
     pub seed: u64,
+    /// Samples per batch.
     pub batch_size: usize,
 }
 
 impl Setup {
+    /// Reads the dataset into host memory.
     pub fn load_data(&self) -> Result<Dataset> {
         data::load(self.data, self.data_dir.as_deref())
     }
@@ -53,11 +60,17 @@ impl Setup {
 /// A range test to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeTest {
+    /// Data, model and optimizer.
     pub setup: Setup,
+    /// Where to run.
     pub device: DeviceSpec,
+    /// Micro-batches per step.
     pub accumulate: usize,
+    /// How each step is scored.
     pub step_loss: StepLoss,
+    /// The ladder, smoothing and stop.
     pub sweep: SweepConfig,
+    /// The rule whose suggestion is reported.
     pub rule: Rule,
 }
 
@@ -69,6 +82,40 @@ impl RangeTest {
         crate::learner::check_batching(self.setup.batch_size, self.accumulate)
     }
 
+    /// The learner for this range test's seed, on data already on the device.
+    pub fn learner(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Learner> {
+        self.validate()?;
+        let model = self.setup.model(data, device)?;
+        let optimizer = self
+            .setup
+            .optimizer
+            .build(model.vars(), self.sweep.min_lr)?;
+        Learner::new(
+            model,
+            optimizer,
+            data.clone(),
+            self.setup.batch_size,
+            self.accumulate,
+            self.step_loss,
+            self.setup.order_seed(),
+        )
+    }
+
+    /// The report's description of this run (the device is filled in by whoever opened it).
+    pub fn settings(&self, data_origin: &str) -> RunSettings {
+        RunSettings {
+            data: self.setup.data,
+            data_origin: data_origin.to_string(),
+            model: self.setup.model.clone(),
+            optimizer: self.setup.optimizer.clone(),
+            seed: self.setup.seed,
+            device: String::new(),
+            batch_size: self.setup.batch_size,
+            accumulate: self.accumulate,
+            step_loss: self.step_loss,
+        }
+    }
+
     /// Runs it on data already on the device (`lrfind check` loads once for every seed).
     pub fn run_on(
         &self,
@@ -77,54 +124,27 @@ impl RangeTest {
         data_origin: &str,
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
-        self.validate()?;
-        let model = self.setup.model(data, device)?;
-        let optimizer = self
-            .setup
-            .optimizer
-            .build(model.vars(), self.sweep.min_lr)?;
-        let mut learner = Learner::new(
-            model,
-            optimizer,
-            data.clone(),
-            self.setup.batch_size,
-            self.accumulate,
-            self.step_loss,
-            self.setup.order_seed(),
-        )?;
+        let mut learner = self.learner(data, device)?;
         let t = Instant::now();
         let curve = finder::find_lr(&mut learner, &self.sweep, observe)?;
         let sweep_s = t.elapsed().as_secs_f64();
-        let analysis = analyse(&curve, self.sweep.window, self.rule);
+        let settings = RunSettings {
+            device: describe(device),
+            ..self.settings(data_origin)
+        };
         let steps = curve.lrs.len();
-        Ok(RangeTestReport {
-            tool: "lrfind".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            settings: RunSettings {
-                data: self.setup.data,
-                data_origin: data_origin.to_string(),
-                model: self.setup.model.clone(),
-                optimizer: self.setup.optimizer.clone(),
-                seed: self.setup.seed,
-                device: describe(device),
-                batch_size: self.setup.batch_size,
-                accumulate: self.accumulate,
-                step_loss: self.step_loss,
-            },
-            sweep: self.sweep.clone(),
-            rule: self.rule,
-            suggested_lr: analysis.suggestion.as_ref().map(|s| s.lr),
-            stop_reason: curve.stop.to_string(),
-            interrupted: matches!(curve.stop, finder::StopReason::Interrupted { .. }),
+        Ok(RangeTestReport::new(
+            settings,
+            &self.sweep,
+            self.rule,
             curve,
-            analysis,
-            timings: Timings {
+            Timings {
                 load_s: 0.0,
                 sweep_s,
                 total_s: 0.0,
                 steps_per_s: steps as f64 / sweep_s.max(1e-9),
             },
-        })
+        ))
     }
 
     /// Loads the data, opens the device and runs.

@@ -1,4 +1,5 @@
 //! `lrfind check` end to end through the built binary.
+#![cfg(feature = "cli")]
 
 mod common;
 

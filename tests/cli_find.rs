@@ -1,4 +1,5 @@
 //! `lrfind [OPTIONS]` end to end through the built binary.
+#![cfg(feature = "cli")]
 
 mod common;
 
@@ -277,7 +278,7 @@ fn bad_input_is_a_one_line_error_with_exit_two_and_no_file() {
         (&["--mode", "cubic"], "unknown mode 'cubic'"),
         (
             &["--data", "mnist", "--data-dir", "/no/such/dir"],
-            "/no/such/dir: --data-dir does not exist",
+            "--data-dir /no/such/dir: no such directory",
         ),
         (&["--out", "plot.jpg"], "plot.jpg"),
         (&["--out", "/no/such/dir/plot.png"], "/no/such/dir/plot.png"),
@@ -301,7 +302,7 @@ fn cuda_without_the_feature_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     assert_usage_error(
         lrfind(tmp.path()).args(["--device", "cuda"]),
-        "built without CUDA",
+        "--device cuda:0: this build of lrfind has no CUDA support",
     );
     assert!(files(tmp.path()).is_empty());
 }

@@ -1,4 +1,5 @@
 //! `lrfind schedule` end to end, and the golden example program.
+#![cfg(feature = "cli")]
 
 mod common;
 

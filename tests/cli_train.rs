@@ -1,4 +1,5 @@
 //! `lrfind train` end to end through the built binary, on the real MNIST slice.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,53 +1,99 @@
-//! `lrfind check`: is the suggested LR stable across seeds, repeatable, and where it was?
+//! Is the suggested LR stable across seeds, repeatable, and where it was?
+//!
+//! [`check_stability`] works on any model: give it a closure that builds a fresh
+//! [`TrainStep`] for a seed. [`run_check`] is the same check on lrfind's built-in pipeline,
+//! with the settings in its report.
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::device::describe;
-use crate::error::{Error, Result};
-use crate::finder::{Curve, StepEvent};
+use crate::error::{Error, Result, Scope};
+use crate::finder::{analyse, run_sweep, Curve, Rule, StepEvent, SweepConfig, TrainStep};
 use crate::range_test::RangeTest;
 use crate::report::atomic::write_atomic;
-use crate::report::{RangeTestReport, RunSettings};
+use crate::report::RunSettings;
 
-/// What to check.
-#[derive(Debug, Clone)]
-pub struct CheckConfig {
-    pub range_test: RangeTest,
-    /// Number of seeds: `seed, seed+1, …`.
-    pub seeds: usize,
+/// An LR to compare the median suggestion with, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// The baseline's suggested LR.
+    pub lr: f64,
+    /// Where it came from (a file name), for messages.
+    pub source: String,
+}
+
+/// What a stability check demands, whatever the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StabilityConfig {
+    /// One range test per seed.
+    pub seeds: Vec<u64>,
+    /// The range test's settings.
+    pub sweep: SweepConfig,
+    /// The rule whose suggestion is checked.
+    pub rule: Rule,
     /// Largest allowed log10(max/min) of the suggestions, in decades.
     pub max_spread: f64,
-    /// The LR a baseline suggested, and where it came from.
-    pub baseline: Option<(f64, String)>,
+    /// The median must stay within `tolerance` decades of this.
+    pub baseline: Option<Baseline>,
     /// Largest allowed |log10(median / baseline)|, in decades.
     pub tolerance: f64,
     /// Re-run the first seed and require an identical curve.
     pub repeat: bool,
 }
 
+impl StabilityConfig {
+    /// Checks every field; the error names the field, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        if self.seeds.len() < 2 {
+            return Err(Error::setting(
+                Scope::Check,
+                "seeds",
+                self.seeds.len(),
+                "need at least 2 seeds to measure a spread",
+            ));
+        }
+        for (field, v) in [
+            ("max_spread", self.max_spread),
+            ("tolerance", self.tolerance),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::setting(
+                    Scope::Check,
+                    field,
+                    v,
+                    "must be a non-negative number of decades",
+                ));
+            }
+        }
+        self.sweep.validate()
+    }
+}
+
 /// One seed's range test, reduced to what the check needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedRun {
+    /// The seed the step was built with.
     pub seed: u64,
+    /// The rule's suggestion, if it made one.
     pub suggestion: Option<f64>,
+    /// The rule's name.
     pub rule: String,
+    /// The loss never turned upward before the range's end.
     pub pinned_by_max: bool,
     /// The measured curve, with why it stopped.
     pub curve: Curve,
+    /// Seconds the sweep took.
     pub seconds: f64,
 }
 
-/// `lrfind check`'s report (also usable as a baseline: `suggested_lr` is the median).
+/// The verdict of a stability check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckReport {
-    pub tool: String,
-    pub version: String,
-    pub settings: RunSettings,
-    pub sweep: crate::finder::SweepConfig,
-    pub rule: crate::finder::Rule,
+pub struct Stability {
+    /// One entry per seed run, in order (fewer than asked when interrupted).
     pub runs: Vec<SeedRun>,
     /// Median suggestion (geometric middle for an even count).
     pub suggested_lr: Option<f64>,
@@ -55,14 +101,15 @@ pub struct CheckReport {
     pub spread_decades: Option<f64>,
     /// Standard deviation of log10(suggestion).
     pub std_log10: Option<f64>,
-    pub max_spread: f64,
-    pub baseline_lr: Option<f64>,
-    pub baseline_source: Option<String>,
+    /// log10(median / baseline), when there is a baseline.
     pub drift_decades: Option<f64>,
-    pub tolerance: f64,
-    /// None when the repeat was skipped.
+    /// None when the repeat was skipped (or not reached).
     pub repeatable: Option<bool>,
+    /// The observer stopped the check before every seed ran: there is no verdict.
+    pub interrupted: bool,
+    /// No failures, and every seed ran.
     pub stable: bool,
+    /// Why it is not stable, one sentence each.
     pub failures: Vec<String>,
 }
 
@@ -85,86 +132,95 @@ pub fn stats(lrs: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 /// Reads the LR a baseline file suggested: a check report (its median) or a range-test report.
-pub fn read_baseline(path: &Path) -> Result<f64> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::invalid(format!(
-            "--baseline {}: {e} (make one with --update-baseline)",
-            path.display()
-        ))
+pub fn read_baseline(path: &Path) -> Result<Baseline> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::invalid(format!("--baseline {}: not JSON ({e})", path.display())))?;
-    v.get("suggested_lr")
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::saved(path, format!("not JSON ({e})")))?;
+    let lr = v
+        .get("suggested_lr")
         .and_then(serde_json::Value::as_f64)
         .filter(|x| x.is_finite() && *x > 0.0)
         .ok_or_else(|| {
-            Error::invalid(format!(
-                "--baseline {}: no suggested_lr in it (expected an lrfind or lrfind check report)",
-                path.display()
-            ))
-        })
-}
-
-fn seed_run(r: &RangeTestReport) -> SeedRun {
-    SeedRun {
-        seed: r.settings.seed,
-        suggestion: r.suggested_lr,
-        rule: r.rule.to_string(),
-        pinned_by_max: r.analysis.pinned_by_max,
-        curve: r.curve.clone(),
-        seconds: r.timings.sweep_s,
-    }
-}
-
-/// Runs the check. `observe(run_index, total_runs, event)` sees every step; Break stops.
-pub fn run_check(
-    config: &CheckConfig,
-    observe: &mut dyn FnMut(usize, usize, &StepEvent) -> ControlFlow<()>,
-) -> Result<CheckReport> {
-    if config.seeds < 2 {
-        return Err(Error::invalid(format!(
-            "--seeds {}: need at least 2 seeds to measure a spread",
-            config.seeds
-        )));
-    }
-    for (flag, v) in [
-        ("max-spread", config.max_spread),
-        ("tolerance", config.tolerance),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::invalid(format!(
-                "--{flag} {v}: must be a non-negative number of decades"
-            )));
-        }
-    }
-    let rt = &config.range_test;
-    rt.validate()?;
-    let device = rt.device.open()?;
-    let (data, origin) = rt.setup.device_data(&device)?;
-    let total = config.seeds + usize::from(config.repeat);
-    let mut reports = Vec::new();
-    for k in 0..config.seeds {
-        let mut t = rt.clone();
-        t.setup.seed = rt.setup.seed + k as u64;
-        let r = t.run_on(&data, &device, &origin, &mut |e| observe(k, total, e))?;
-        let interrupted = r.interrupted;
-        reports.push(r);
-        if interrupted {
-            return Err(Error::invalid("interrupted: no verdict"));
-        }
-    }
-    let repeatable = if config.repeat {
-        let again = rt.run_on(&data, &device, &origin, &mut |e| {
-            observe(config.seeds, total, e)
+            Error::saved(
+                path,
+                "no suggested_lr in it (expected an lrfind or lrfind check report)",
+            )
         })?;
-        Some(again.curve == reports[0].curve)
-    } else {
-        None
-    };
+    Ok(Baseline {
+        lr,
+        source: path.display().to_string(),
+    })
+}
 
-    let runs: Vec<SeedRun> = reports.iter().map(seed_run).collect();
+/// Runs the range test once per seed on a fresh step from `make(seed)`, then judges the
+/// suggestions. `observe(run_index, total_runs, event)` sees every step; `Break` stops the
+/// check, which then has no verdict but keeps the runs it finished.
+pub fn check_stability<M, E, F>(
+    config: &StabilityConfig,
+    mut make: F,
+    observe: &mut dyn FnMut(usize, usize, &StepEvent) -> ControlFlow<()>,
+) -> Result<Stability>
+where
+    M: TrainStep,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: FnMut(u64) -> std::result::Result<M, E>,
+{
+    config.validate()?;
+    let total = config.seeds.len() + usize::from(config.repeat);
+    let mut one = |k: usize, seed: u64| -> Result<SeedRun> {
+        let mut step = make(seed).map_err(Error::from_user)?;
+        let t = Instant::now();
+        let curve = run_sweep(&mut step, &config.sweep, &mut |e| observe(k, total, e))?;
+        let analysis = analyse(&curve, config.sweep.window, config.rule);
+        Ok(SeedRun {
+            seed,
+            suggestion: analysis.suggestion.as_ref().map(|s| s.lr),
+            rule: config.rule.to_string(),
+            pinned_by_max: analysis.pinned_by_max,
+            curve,
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    };
+    let mut runs = Vec::new();
+    let mut interrupted = false;
+    for (k, &seed) in config.seeds.iter().enumerate() {
+        let run = one(k, seed)?;
+        interrupted = run.curve.stop.is_interrupted();
+        runs.push(run);
+        if interrupted {
+            break;
+        }
+    }
+    let mut repeatable = None;
+    if config.repeat && !interrupted {
+        let again = one(config.seeds.len(), config.seeds[0])?;
+        interrupted = again.curve.stop.is_interrupted();
+        if !interrupted {
+            repeatable = Some(again.curve == runs[0].curve);
+        }
+    }
+    Ok(judge(config, runs, repeatable, interrupted))
+}
+
+/// The verdict on finished runs.
+fn judge(
+    config: &StabilityConfig,
+    runs: Vec<SeedRun>,
+    repeatable: Option<bool>,
+    interrupted: bool,
+) -> Stability {
     let mut failures = Vec::new();
-    for r in &runs {
+    if interrupted {
+        failures.push(format!(
+            "interrupted after {} of {} seeds: no verdict",
+            runs.len().saturating_sub(1),
+            config.seeds.len()
+        ));
+    }
+    for r in runs.iter().filter(|r| !r.curve.stop.is_interrupted()) {
         if r.suggestion.is_none() {
             failures.push(format!(
                 "seed {} gave no suggestion ({})",
@@ -185,22 +241,23 @@ pub fn run_check(
     if let Some(s) = spread {
         if s > config.max_spread {
             failures.push(format!(
-                "suggestions spread over {s:.3} decades (max/min {:.2}x), more than --max-spread {}",
+                "suggestions spread over {s:.3} decades (max/min {:.2}x), more than max_spread {}",
                 10f64.powf(s),
                 config.max_spread
             ));
         }
     }
     let drift = match (&config.baseline, median) {
-        (Some((b, _)), Some(m)) => Some((m / b).log10()),
+        (Some(b), Some(m)) => Some((m / b.lr).log10()),
         _ => None,
     };
-    if let (Some(d), Some((b, src))) = (drift, &config.baseline) {
+    if let (Some(d), Some(b), Some(m)) = (drift, &config.baseline, median) {
         if d.abs() > config.tolerance {
             failures.push(format!(
-                "median {:.3e} is {:.3} decades from the baseline {b:.3e} ({src}), more than --tolerance {}",
-                median.unwrap_or(f64::NAN),
+                "median {m:.3e} is {:.3} decades from the baseline {:.3e} ({}), more than tolerance {}",
                 d.abs(),
+                b.lr,
+                b.source,
                 config.tolerance
             ));
         }
@@ -208,45 +265,159 @@ pub fn run_check(
     if repeatable == Some(false) {
         failures.push(format!(
             "seed {} gave a different curve when run again: the range test is not deterministic",
-            rt.setup.seed
+            config.seeds[0]
         ));
     }
-    let first = &reports[0];
-    Ok(CheckReport {
-        tool: "lrfind check".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        settings: RunSettings {
-            device: describe(&device),
-            ..first.settings.clone()
-        },
-        sweep: rt.sweep.clone(),
-        rule: rt.rule,
+    Stability {
         runs,
         suggested_lr: median,
         spread_decades: spread,
         std_log10: std,
-        max_spread: config.max_spread,
-        baseline_lr: config.baseline.as_ref().map(|b| b.0),
-        baseline_source: config.baseline.as_ref().map(|b| b.1.clone()),
         drift_decades: drift,
-        tolerance: config.tolerance,
         repeatable,
+        interrupted,
         stable: failures.is_empty(),
         failures,
-    })
+    }
 }
 
-impl CheckReport {
+/// `lrfind check` on the built-in pipeline: what to check.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The range test; its seed is the first of `seeds` consecutive ones.
+    pub range_test: RangeTest,
+    /// Number of seeds: `seed, seed+1, …`.
+    pub seeds: usize,
+    /// Largest allowed log10(max/min) of the suggestions, in decades.
+    pub max_spread: f64,
+    /// The LR a baseline suggested.
+    pub baseline: Option<Baseline>,
+    /// Largest allowed |log10(median / baseline)|, in decades.
+    pub tolerance: f64,
+    /// Re-run the first seed and require an identical curve.
+    pub repeat: bool,
+}
+
+/// A stability check's report (also usable as a baseline: `suggested_lr` is the median).
+/// `S` describes the run: [`RunSettings`] for the built-in pipeline, or your own
+/// (e.g. [`crate::report::Description`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport<S = RunSettings> {
+    /// "lrfind check".
+    pub tool: String,
+    /// lrfind's version.
+    pub version: String,
+    /// What was checked.
+    pub settings: S,
+    /// The range test's settings.
+    pub sweep: SweepConfig,
+    /// The rule whose suggestion was checked.
+    pub rule: Rule,
+    /// One entry per seed run.
+    pub runs: Vec<SeedRun>,
+    /// Median suggestion (geometric middle for an even count).
+    pub suggested_lr: Option<f64>,
+    /// log10(max/min) of the suggestions, in decades.
+    pub spread_decades: Option<f64>,
+    /// Standard deviation of log10(suggestion).
+    pub std_log10: Option<f64>,
+    /// The spread allowed.
+    pub max_spread: f64,
+    /// The baseline's LR.
+    pub baseline_lr: Option<f64>,
+    /// Where the baseline came from.
+    pub baseline_source: Option<String>,
+    /// log10(median / baseline).
+    pub drift_decades: Option<f64>,
+    /// The drift allowed.
+    pub tolerance: f64,
+    /// None when the repeat was skipped.
+    pub repeatable: Option<bool>,
+    /// Stopped before every seed ran: no verdict.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// The verdict.
+    pub stable: bool,
+    /// Why it is not stable.
+    pub failures: Vec<String>,
+}
+
+impl<S> CheckReport<S> {
+    /// The report of `stability`, measured under `config`, on a run described by `settings`.
+    pub fn new(settings: S, config: &StabilityConfig, stability: Stability) -> Self {
+        CheckReport {
+            tool: "lrfind check".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings,
+            sweep: config.sweep.clone(),
+            rule: config.rule,
+            runs: stability.runs,
+            suggested_lr: stability.suggested_lr,
+            spread_decades: stability.spread_decades,
+            std_log10: stability.std_log10,
+            max_spread: config.max_spread,
+            baseline_lr: config.baseline.as_ref().map(|b| b.lr),
+            baseline_source: config.baseline.as_ref().map(|b| b.source.clone()),
+            drift_decades: stability.drift_decades,
+            tolerance: config.tolerance,
+            repeatable: stability.repeatable,
+            interrupted: stability.interrupted,
+            stable: stability.stable,
+            failures: stability.failures,
+        }
+    }
+}
+
+impl<S: Serialize> CheckReport<S> {
+    /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
+    /// Writes the report atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text = self.to_json();
         text.push('\n');
         write_atomic(path, text.as_bytes())?;
         Ok(())
     }
+}
+
+/// Runs the check on the built-in pipeline: the data is loaded once for every seed.
+pub fn run_check(
+    config: &CheckConfig,
+    observe: &mut dyn FnMut(usize, usize, &StepEvent) -> ControlFlow<()>,
+) -> Result<CheckReport> {
+    let rt = &config.range_test;
+    let stability = StabilityConfig {
+        seeds: (0..config.seeds as u64)
+            .map(|k| rt.setup.seed + k)
+            .collect(),
+        sweep: rt.sweep.clone(),
+        rule: rt.rule,
+        max_spread: config.max_spread,
+        baseline: config.baseline.clone(),
+        tolerance: config.tolerance,
+        repeat: config.repeat,
+    };
+    stability.validate()?;
+    rt.validate()?;
+    let device = rt.device.open()?;
+    let (data, origin) = rt.setup.device_data(&device)?;
+    let verdict = check_stability(
+        &stability,
+        |seed| {
+            let mut t = rt.clone();
+            t.setup.seed = seed;
+            t.learner(&data, &device)
+        },
+        observe,
+    )?;
+    let settings = RunSettings {
+        device: describe(&device),
+        ..rt.settings(&origin)
+    };
+    Ok(CheckReport::new(settings, &stability, verdict))
 }
 
 #[cfg(test)]
@@ -272,7 +443,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.json");
         std::fs::write(&p, r#"{"suggested_lr": 0.003}"#).unwrap();
-        assert_eq!(read_baseline(&p).unwrap(), 0.003);
+        assert_eq!(read_baseline(&p).unwrap().lr, 0.003);
         std::fs::write(&p, r#"{"suggested_lr": null}"#).unwrap();
         assert!(read_baseline(&p)
             .unwrap_err()
@@ -281,9 +452,111 @@ mod tests {
         let e = read_baseline(&dir.path().join("none.json"))
             .unwrap_err()
             .to_string();
+        assert!(e.contains("none.json"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod generic_tests {
+    use super::*;
+    use crate::finder::{StopReason, SweepConfig};
+
+    /// An analytic curve whose minimum sits at `at`: falls from 1 to 0 on a log scale, then
+    /// blows up.
+    fn curve_at(at: f64) -> impl FnMut(f64) -> std::result::Result<f64, Error> {
+        move |lr: f64| {
+            let x = (lr / at).log10();
+            let base = |x: f64| 1.0 / (1.0 + (4.0 * (x + 1.0)).exp()) + 0.01;
+            Ok(if x < 0.0 {
+                base(x)
+            } else {
+                base(0.0) + 50.0 * x * x
+            })
+        }
+    }
+
+    fn config(seeds: Vec<u64>) -> StabilityConfig {
+        StabilityConfig {
+            seeds,
+            sweep: SweepConfig {
+                min_lr: 1e-6,
+                max_lr: 10.0,
+                num_steps: 100,
+                smooth: 0.0,
+                ..SweepConfig::default()
+            },
+            rule: Rule::Fall,
+            max_spread: 0.3,
+            baseline: None,
+            tolerance: 0.25,
+            repeat: true,
+        }
+    }
+
+    #[test]
+    fn a_custom_model_that_is_stable_passes() {
+        let v = check_stability(
+            &config(vec![1, 2, 3]),
+            |_seed| Ok::<_, Error>(curve_at(1e-2)),
+            &mut |_, _, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        assert!(v.stable, "{:?}", v.failures);
+        assert_eq!(v.runs.len(), 3);
+        assert_eq!(v.repeatable, Some(true));
+        assert!(v.spread_decades.unwrap() < 1e-12);
+    }
+
+    #[test]
+    fn seeds_that_move_the_minimum_by_a_decade_are_unstable() {
+        let v = check_stability(
+            &config(vec![0, 1]),
+            |seed| Ok::<_, Error>(curve_at(if seed == 0 { 1e-3 } else { 1e-2 })),
+            &mut |_, _, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        assert!(!v.stable);
+        let spread = v.spread_decades.unwrap();
+        assert!((spread - 1.0).abs() < 0.05, "{spread}");
         assert!(
-            e.contains("--baseline") && e.contains("--update-baseline"),
-            "{e}"
+            v.failures[0].contains("more than max_spread 0.3"),
+            "{:?}",
+            v.failures
         );
+    }
+
+    #[test]
+    fn an_interrupted_check_keeps_its_finished_runs_and_has_no_verdict() {
+        let v = check_stability(
+            &config(vec![0, 1, 2]),
+            |_| Ok::<_, Error>(curve_at(1e-2)),
+            &mut |k, _, e| {
+                if k == 1 && e.step == 5 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .unwrap();
+        assert!(v.interrupted && !v.stable);
+        assert_eq!(v.runs.len(), 2);
+        assert_eq!(v.runs[1].curve.stop, StopReason::Interrupted { step: 5 });
+        assert_eq!(v.failures, ["interrupted after 1 of 3 seeds: no verdict"]);
+    }
+
+    #[test]
+    fn a_factory_error_is_the_users_error() {
+        let e = check_stability(
+            &config(vec![0, 1]),
+            |_| {
+                Err::<fn(f64) -> std::result::Result<f64, Error>, _>(std::io::Error::other(
+                    "no GPU today",
+                ))
+            },
+            &mut |_, _, _| ControlFlow::Continue(()),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "no GPU today");
     }
 }

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::data::DataSource;
-use crate::device::DeviceSpec;
-use crate::error::{Error, Result};
-use crate::finder::{LadderMode, Rule, SweepConfig, Window};
-use crate::learner::StepLoss;
-use crate::model::ModelConfig;
-use crate::optim::OptimizerConfig;
-use crate::range_test::{RangeTest, Setup};
+use anyhow::Result;
+use lrfind::data::DataSource;
+use lrfind::device::DeviceSpec;
+
+use super::invalid;
+use lrfind::finder::{LadderMode, Rule, SweepConfig, Window};
+use lrfind::learner::StepLoss;
+use lrfind::model::ModelConfig;
+use lrfind::optim::OptimizerConfig;
+use lrfind::range_test::{RangeTest, Setup};
 
 /// Data, model, optimizer, seed, batch, device. Unset flags take the defaults shown (for
 /// `lrfind train`, the range-test report's values first).
@@ -90,7 +92,7 @@ impl SetupArgs {
                 });
                 let kind = kind.as_deref().or(base_kind).unwrap_or("mlp");
                 if hidden.is_some() && !kind.eq_ignore_ascii_case("mlp") {
-                    return Err(Error::invalid(format!(
+                    return Err(invalid(format!(
                         "--hidden: only the mlp model has hidden layers, not {kind}"
                     )));
                 }
@@ -121,30 +123,29 @@ impl SetupArgs {
             .unwrap_or_else(|| "adam".into());
         let (b_sgd, b_adam) = match base {
             Some(OptimizerConfig::Sgd(c)) => (Some(c), None),
-            Some(OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c)) => (None, Some(c)),
+            Some(OptimizerConfig::Adam(c)) => (None, Some((c.betas, c.eps))),
+            Some(OptimizerConfig::AdamW(c)) => (None, Some((c.betas, c.eps))),
             None => (None, None),
         };
         let same_kind = base.is_some_and(|b| b.name().eq_ignore_ascii_case(&kind));
-        let cfg = OptimizerConfig::from_flags(
+        let cfg = OptimizerConfig::from_parts(
             &kind,
             self.momentum.or(b_sgd.map(|c| c.momentum)).unwrap_or(0.0),
             self.nesterov || b_sgd.is_some_and(|c| c.nesterov),
             self.weight_decay.or(base
                 .filter(|_| same_kind)
                 .map(OptimizerConfig::weight_decay)),
-            self.betas
-                .or(b_adam.map(|c| c.betas))
-                .unwrap_or((0.9, 0.999)),
-            self.eps.or(b_adam.map(|c| c.eps)).unwrap_or(1e-8),
+            self.betas.or(b_adam.map(|c| c.0)).unwrap_or((0.9, 0.999)),
+            self.eps.or(b_adam.map(|c| c.1)).unwrap_or(1e-8),
         )?;
         if !matches!(cfg, OptimizerConfig::Sgd(_)) && self.momentum.is_some() {
-            return Err(Error::invalid(format!(
+            return Err(invalid(format!(
                 "--momentum: {kind} has no momentum flag (its beta1 is set with --betas)"
             )));
         }
         if let (OptimizerConfig::Sgd(_), true) = (&cfg, self.betas.is_some() || self.eps.is_some())
         {
-            return Err(Error::invalid(
+            return Err(invalid(
                 "--betas/--eps: only adam and adamw take them, not sgd",
             ));
         }
@@ -152,7 +153,7 @@ impl SetupArgs {
     }
 
     pub fn device(&self, base: Option<&str>) -> Result<DeviceSpec> {
-        self.device.as_deref().or(base).unwrap_or("auto").parse()
+        Ok(self.device.as_deref().or(base).unwrap_or("auto").parse()?)
     }
 }
 
@@ -269,7 +270,7 @@ impl SweepArgs {
             rule: self.suggest,
         };
         if self.val_loss && self.val_samples == 0 {
-            return Err(Error::invalid("--val-samples 0: must be at least 1"));
+            return Err(invalid("--val-samples 0: must be at least 1"));
         }
         rt.validate()?;
         Ok(rt)

@@ -7,11 +7,13 @@ use clap::Args;
 
 use super::args::{SetupArgs, SweepArgs};
 use super::progress;
-use crate::check::{read_baseline, run_check, CheckConfig, CheckReport};
-use crate::error::Result;
-use crate::learner::StepLoss;
-use crate::plot::{self, CheckCurve, CheckPlot, PlotFormat};
-use crate::report::atomic::check_writable;
+use anyhow::Result;
+use lrfind::check::{read_baseline, run_check, CheckConfig, CheckReport};
+
+use super::invalid;
+use lrfind::learner::StepLoss;
+use lrfind::plot::{self, CheckCurve, CheckPlot, PlotFormat};
+use lrfind::report::atomic::check_writable;
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -74,7 +76,13 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     }
     check_writable(&args.report)?;
     let baseline = match (&args.baseline, args.update_baseline) {
-        (Some(p), false) => Some((read_baseline(p)?, p.display().to_string())),
+        (Some(p), false) => Some(read_baseline(p).map_err(|e| {
+            invalid(format!(
+                "--baseline {}: {} (make one with --update-baseline)",
+                p.display(),
+                super::describe(&e.into())
+            ))
+        })?),
         (Some(p), true) => {
             check_writable(p)?;
             None
@@ -106,6 +114,12 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         }
     })?;
     pb.finish_and_clear();
+    if report.interrupted {
+        // What finished is kept; there is no verdict.
+        report.write(&args.report)?;
+        print!("{}", table(&report));
+        return Ok(130);
+    }
 
     if let Some(out) = &args.out {
         write_plot(&report, out)?;
@@ -211,7 +225,11 @@ fn table(r: &CheckReport) -> String {
     if r.stable {
         let _ = writeln!(s, "verdict: stable");
     } else {
-        let _ = writeln!(s, "verdict: UNSTABLE: {}", r.failures.join("; "));
+        let _ = writeln!(
+            s,
+            "verdict: UNSTABLE: {}",
+            super::errors::flags_for_fields(&r.failures.join("; "))
+        );
     }
     s
 }

@@ -8,11 +8,11 @@ use clap::Args;
 
 use super::args::{SetupArgs, SweepArgs};
 use super::progress;
-use crate::error::Result;
-use crate::learner::StepLoss;
-use crate::plot::{self, PlotFormat, RangeTestPlot};
-use crate::report::atomic::check_writable;
-use crate::report::RangeTestReport;
+use anyhow::Result;
+use lrfind::learner::StepLoss;
+use lrfind::plot::{self, PlotFormat, RangeTestPlot};
+use lrfind::report::atomic::check_writable;
+use lrfind::report::RangeTestReport;
 
 #[derive(Args, Debug, Clone)]
 pub struct FindArgs {

@@ -3,10 +3,13 @@
 
 pub mod args;
 pub mod check;
+pub mod errors;
 pub mod find;
 pub mod progress;
 pub mod schedule;
 pub mod train;
+
+pub use errors::{describe, invalid};
 
 use std::time::Instant;
 
@@ -36,7 +39,7 @@ pub enum Command {
 }
 
 /// Runs the parsed command; returns the process exit code.
-pub fn run(cli: Cli, started: Instant) -> crate::Result<u8> {
+pub fn run(cli: Cli, started: Instant) -> anyhow::Result<u8> {
     progress::install_ctrlc();
     match &cli.command {
         None => find::run(&cli.find, started),

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, Result};
-use crate::plot::{self, PlotFormat, SchedulePlot};
-use crate::report::atomic::check_writable;
-use crate::schedule::{simulate, ParamGroups, SchedulerConfig};
+use anyhow::Result;
+
+use super::invalid;
+use lrfind::plot::{self, PlotFormat, SchedulePlot};
+use lrfind::report::atomic::check_writable;
+use lrfind::schedule::{simulate, ParamGroups, SchedulerConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct ScheduleArgs {
@@ -47,7 +49,7 @@ fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>> {
             p.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| Error::invalid(format!("{flag}: '{p}' is not a finite number")))
+                .ok_or_else(|| invalid(format!("{flag}: '{p}' is not a finite number")))
         })
         .collect()
 }
@@ -55,15 +57,15 @@ fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>> {
 pub fn run(args: &ScheduleArgs) -> Result<u8> {
     let config = match args.spec.strip_prefix('@') {
         Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Error::invalid(format!("SPEC @{file}: {e}")))?;
+            let text =
+                std::fs::read_to_string(file).map_err(|e| invalid(format!("SPEC @{file}: {e}")))?;
             SchedulerConfig::from_json(&text)?
         }
         None => SchedulerConfig::parse(&args.spec)?,
     };
     let lrs = parse_list("--lr", &args.lr)?;
     if lrs.is_empty() || lrs.iter().any(|v| *v < 0.0) {
-        return Err(Error::invalid(format!(
+        return Err(invalid(format!(
             "--lr {}: expected one non-negative LR per param group, e.g. 0.1 or 0.1,0.01",
             args.lr
         )));
@@ -71,7 +73,7 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
     let metrics = match &args.metrics {
         Some(p) => {
             let text = std::fs::read_to_string(p)
-                .map_err(|e| Error::invalid(format!("--metrics {}: {e}", p.display())))?;
+                .map_err(|e| invalid(format!("--metrics {}: {e}", p.display())))?;
             Some(parse_list(&format!("--metrics {}", p.display()), &text)?)
         }
         None => None,

@@ -8,11 +8,13 @@ use indicatif::ProgressBar;
 
 use super::args::SetupArgs;
 use super::progress;
-use crate::error::{Error, Result};
-use crate::plot::PlotFormat;
-use crate::report::RangeTestReport;
-use crate::schedule::{Interval, SchedulerConfig};
-use crate::train::{self, EpochMetrics, LrSource, Observer, Outcome, Run, RunDir, TrainConfig};
+use anyhow::Result;
+
+use super::invalid;
+use lrfind::plot::PlotFormat;
+use lrfind::report::RangeTestReport;
+use lrfind::schedule::{Interval, SchedulerConfig};
+use lrfind::train::{self, EpochMetrics, LrSource, Observer, Outcome, Run, RunDir, TrainConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -103,9 +105,9 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
         (Some(spec), _) => Ok(Some(SchedulerConfig::parse(spec)?)),
         (None, Some(file)) => {
             let text = std::fs::read_to_string(file)
-                .map_err(|e| Error::invalid(format!("--scheduler-file {}: {e}", file.display())))?;
+                .map_err(|e| invalid(format!("--scheduler-file {}: {e}", file.display())))?;
             Ok(Some(SchedulerConfig::from_json(&text).map_err(|e| {
-                Error::invalid(format!("--scheduler-file {}: {e}", file.display()))
+                invalid(format!("--scheduler-file {}: {e}", file.display()))
             })?))
         }
         (None, None) => Ok(None),
@@ -116,10 +118,19 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let epochs = args.epochs.unwrap_or(5);
     let (setup, lr, source, device) = if args.use_suggested {
-        let report = RangeTestReport::read(&args.report)?;
+        let report: RangeTestReport = RangeTestReport::read(&args.report).map_err(|e| {
+            invalid(format!(
+                "report {}: {}; run `lrfind --report {}` first to make one",
+                args.report.display(),
+                e.to_string()
+                    .strip_prefix(&format!("{}: ", args.report.display()))
+                    .unwrap_or(&e.to_string()),
+                args.report.display()
+            ))
+        })?;
         if let Some(d) = args.setup.data {
             if d != report.settings.data {
-                return Err(Error::invalid(format!(
+                return Err(invalid(format!(
                     "--data {d}: the report {} is from a range test on {}; run `lrfind --data {d}` first, or pass --lr",
                     args.report.display(),
                     report.settings.data
@@ -127,7 +138,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             }
         }
         let lr = report.suggested_lr.ok_or_else(|| {
-            Error::invalid(format!(
+            invalid(format!(
                 "--use-suggested: the report {} has no suggestion ({}); rerun the range test with a wider range, or pass --lr",
                 args.report.display(),
                 report
@@ -137,7 +148,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
                     .map_or("none".into(), |e| e.to_string())
             ))
         })?;
-        let base = crate::range_test::Setup {
+        let base = lrfind::range_test::Setup {
             data: report.settings.data,
             data_dir: match report.settings.data_origin.as_str() {
                 "embedded" | "hub" => None,
@@ -166,7 +177,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             args.setup.device(None)?,
         )
     } else {
-        return Err(Error::invalid(
+        return Err(invalid(
             "lrfind train needs --use-suggested (with a report from `lrfind`) or --lr LR",
         ));
     };
@@ -222,7 +233,7 @@ impl Observer for Console {
         }
     }
 
-    fn epoch_end(&mut self, run: &Run, m: &EpochMetrics, improved: bool) -> Result<()> {
+    fn epoch_end(&mut self, run: &Run, m: &EpochMetrics, improved: bool) -> lrfind::Result<()> {
         self.dir.epoch_end(run, m, improved)?;
         self.epochs_bar.inc(1);
         self.epochs_bar.suspend(|| {
@@ -251,10 +262,11 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     let (mut run, dir) = match &args.resume {
         Some(path) => {
             let device = args.setup.device(None)?.open()?;
-            let (dir, mut config, state, ckpt) = RunDir::open(path, &device)?;
+            let (dir, mut config, state, ckpt) = RunDir::open(path, &device)
+                .map_err(|e| invalid(format!("--resume {}", super::describe(&e.into()))))?;
             if let Some(e) = args.epochs {
                 if e < state.epochs_done {
-                    return Err(Error::invalid(format!(
+                    return Err(invalid(format!(
                         "--epochs {e}: the run in {} has already finished {} epochs",
                         path.display(),
                         state.epochs_done

@@ -11,18 +11,26 @@ use crate::error::Result;
 /// A dataset moved to the device: pixels stay `u8` there until a batch needs them.
 #[derive(Debug, Clone)]
 pub struct DeviceData {
+    /// Training images, `(n, channels, height, width)` as bytes (converted per batch).
     pub train_x: Tensor,
+    /// Training labels, `(n,)`.
     pub train_y: Tensor,
+    /// Held-out images.
     pub test_x: Tensor,
+    /// Held-out labels.
     pub test_y: Tensor,
+    /// The shape of one image.
     pub shape: ImageShape,
+    /// Number of classes.
     pub classes: usize,
 }
 
 /// One batch: `x` is f32 `(B, C·H·W)` in [0, 1], `y` the u32 class indices.
 #[derive(Debug, Clone)]
 pub struct Batch {
+    /// Inputs, f32 in [0, 1].
     pub x: Tensor,
+    /// Class indices (u32).
     pub y: Tensor,
 }
 
@@ -49,10 +57,12 @@ impl DeviceData {
         })
     }
 
+    /// Number of training samples.
     pub fn train_len(&self) -> usize {
         self.train_y.dims1().unwrap_or(0)
     }
 
+    /// Number of held-out samples.
     pub fn test_len(&self) -> usize {
         self.test_y.dims1().unwrap_or(0)
     }
@@ -66,6 +76,7 @@ impl DeviceData {
         })
     }
 
+    /// The training samples at `idx`, as f32 inputs and labels.
     pub fn train_batch(&self, idx: &[u32]) -> Result<Batch> {
         Self::gather(&self.train_x, &self.train_y, idx)
     }
@@ -93,6 +104,7 @@ pub struct BatchOrder {
 }
 
 impl BatchOrder {
+    /// An endless, seeded sequence of shuffled batches of `batch_size` out of `n` samples.
     pub fn new(n: usize, batch_size: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut perm: Vec<u32> = (0..n as u32).collect();

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use super::{ImageShape, Split};
 
 const RECORD: usize = 1 + 3 * 32 * 32;
+/// One CIFAR-10 image: 3×32×32.
 pub const SHAPE: ImageShape = ImageShape {
     channels: 3,
     height: 32,

@@ -10,6 +10,7 @@ const TRAIN_LABELS: &[u8] = include_bytes!("../../assets/digits/train-labels-idx
 const TEST_IMAGES: &[u8] = include_bytes!("../../assets/digits/t10k-images-idx3-ubyte.gz");
 const TEST_LABELS: &[u8] = include_bytes!("../../assets/digits/t10k-labels-idx1-ubyte.gz");
 
+/// The embedded slice of MNIST (8,000 training, 2,000 test images).
 pub fn digits() -> Result<Dataset> {
     let (shape, train) = idx::split_from_bytes("digits/train", TRAIN_IMAGES, TRAIN_LABELS, 10)?;
     let (_, test) = idx::split_from_bytes("digits/test", TEST_IMAGES, TEST_LABELS, 10)?;

@@ -17,6 +17,7 @@ fn to_split(images: &Tensor, labels: &Tensor) -> candle_core::Result<Split> {
     Ok(Split { images, labels })
 }
 
+/// Downloads `source` with candle-datasets (needs the network).
 pub fn load(source: DataSource) -> Result<Dataset> {
     let got = match source {
         DataSource::Mnist => candle_datasets::vision::mnist::load(),
@@ -24,10 +25,11 @@ pub fn load(source: DataSource) -> Result<Dataset> {
         DataSource::Cifar10 => candle_datasets::vision::cifar::load(),
         DataSource::Digits => return super::embedded::digits(),
     };
-    let unavailable = |e: String| {
-        Error::DataUnavailable(format!(
-            "--data {source}: no --data-dir given, none found in ${DATA_ENV}, and the hub download failed ({e}); pass --data-dir DIR with the dataset's files"
-        ))
+    let unavailable = |e: String| Error::DataUnavailable {
+        dataset: source.to_string(),
+        reason: format!(
+            "no data directory given, none found in ${DATA_ENV}, and the hub download failed ({e})"
+        ),
     };
     let d = got.map_err(|e| unavailable(first_line(&e.to_string())))?;
     let conv = || -> candle_core::Result<(Split, Split)> {

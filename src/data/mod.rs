@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 
 pub use batches::{Batch, DeviceData};
 
@@ -23,12 +23,16 @@ pub use batches::{Batch, DeviceData};
 pub enum DataSource {
     /// Embedded in the binary: a real MNIST slice, so the first run needs no download.
     Digits,
+    /// MNIST handwritten digits (IDX files).
     Mnist,
+    /// Zalando's Fashion-MNIST (IDX files).
     FashionMnist,
+    /// CIFAR-10 (binary batches).
     Cifar10,
 }
 
 impl DataSource {
+    /// Every dataset, in the order help text lists them.
     pub const ALL: [DataSource; 4] = [
         DataSource::Digits,
         DataSource::Mnist,
@@ -36,6 +40,7 @@ impl DataSource {
         DataSource::Cifar10,
     ];
 
+    /// The name the command line and reports use.
     pub fn name(self) -> &'static str {
         match self {
             DataSource::Digits => "digits",
@@ -73,8 +78,11 @@ impl std::str::FromStr for DataSource {
 /// Image size of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
+    /// Colour channels (1 or 3).
     pub channels: usize,
+    /// Rows of pixels.
     pub height: usize,
+    /// Columns of pixels.
     pub width: usize,
 }
 
@@ -84,6 +92,7 @@ impl ImageShape {
         self.channels * self.height * self.width
     }
 
+    /// No values (a zero-sized dimension).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -92,11 +101,14 @@ impl ImageShape {
 /// One split: `images` holds `labels.len()` images back to back, as bytes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Split {
+    /// Pixels, image after image, channel-major.
     pub images: Vec<u8>,
+    /// One class index per image.
     pub labels: Vec<u8>,
 }
 
 impl Split {
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -109,10 +121,15 @@ impl Split {
 /// A loaded dataset, still in host memory.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// Which dataset.
     pub source: DataSource,
+    /// The shape of one image.
     pub shape: ImageShape,
+    /// Number of classes.
     pub classes: usize,
+    /// The training split.
     pub train: Split,
+    /// The test split.
     pub test: Split,
     /// Where it came from: a directory, "embedded" or "hub".
     pub origin: String,
@@ -124,10 +141,12 @@ pub const DATA_ENV: &str = "LRFIND_DATA";
 /// Loads `source`, from `dir` when given, else from the usual places, else the hub.
 pub fn load(source: DataSource, dir: Option<&Path>) -> Result<Dataset> {
     match (source, dir) {
-        (DataSource::Digits, Some(d)) => Err(Error::invalid(format!(
-            "--data-dir {}: the embedded 'digits' dataset reads no directory (name one with --data mnist|fashion-mnist|cifar10)",
-            d.display()
-        ))),
+        (DataSource::Digits, Some(d)) => Err(Error::setting(
+            Scope::Data,
+            "data_dir",
+            d.display(),
+            "the embedded 'digits' dataset reads no directory (name a dataset that does: mnist, fashion-mnist, cifar10)",
+        )),
         (DataSource::Digits, None) => embedded::digits(),
         (_, Some(d)) => load_dir(source, d),
         (_, None) => match default_dirs(source).into_iter().find(|d| looks_like(source, d)) {
@@ -140,12 +159,14 @@ pub fn load(source: DataSource, dir: Option<&Path>) -> Result<Dataset> {
 /// Loads `source` from files in `dir`.
 pub fn load_dir(source: DataSource, dir: &Path) -> Result<Dataset> {
     if !dir.is_dir() {
-        return Err(Error::data(
-            dir,
+        return Err(Error::setting(
+            Scope::Data,
+            "data_dir",
+            dir.display(),
             if dir.exists() {
-                "--data-dir is not a directory"
+                "not a directory"
             } else {
-                "--data-dir does not exist"
+                "no such directory"
             },
         ));
     }
@@ -221,9 +242,12 @@ fn from_hub(source: DataSource) -> Result<Dataset> {
 
 #[cfg(not(feature = "hub"))]
 fn from_hub(source: DataSource) -> Result<Dataset> {
-    Err(Error::DataUnavailable(format!(
-        "--data {source}: no --data-dir given, none found in ${DATA_ENV}, and this build has no hub loader (feature 'hub' is off); pass --data-dir DIR"
-    )))
+    Err(Error::DataUnavailable {
+        dataset: source.to_string(),
+        reason: format!(
+            "no data directory given, none found in ${DATA_ENV}, and this build has no hub loader (cargo feature `hub` is off)"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -241,7 +265,7 @@ mod tests {
     #[test]
     fn missing_dir_is_named() {
         let e = load(DataSource::Mnist, Some(Path::new("/no/such/dir"))).unwrap_err();
-        assert_eq!(e.to_string(), "/no/such/dir: --data-dir does not exist");
+        assert_eq!(e.to_string(), "data_dir = /no/such/dir: no such directory");
     }
 
     #[test]

@@ -13,9 +13,12 @@ pub const UPTURN: f64 = 0.05;
 /// One rule's outcome, as stored in the report: a suggestion or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleOutcome {
+    /// The rule.
     pub rule: Rule,
+    /// Its suggestion, if it made one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
+    /// Why it made none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -23,13 +26,15 @@ pub struct RuleOutcome {
 /// What a range test concluded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
+    /// Every rule, in [`Rule::ALL`] order.
     pub rules: Vec<RuleOutcome>,
+    /// The rule whose suggestion is *the* suggestion.
     pub chosen_rule: Rule,
     /// The suggestion of `chosen_rule`, if it could make one.
     pub suggestion: Option<Suggestion>,
     /// Why `chosen_rule` could not suggest, if it could not.
     pub no_suggestion: Option<NoSuggestion>,
-    /// The loss never turned upward inside the range: the suggestion is bounded by `--max`,
+    /// The loss never turned upward inside the range: the suggestion is bounded by `max_lr`,
     /// not by a blow-up that was observed.
     pub pinned_by_max: bool,
 }

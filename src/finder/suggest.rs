@@ -26,6 +26,7 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, in report order.
     pub const ALL: [Rule; 6] = [
         Rule::Steepest,
         Rule::Fall,
@@ -35,6 +36,7 @@ impl Rule {
         Rule::Slide,
     ];
 
+    /// The rule's name in reports and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Rule::Steepest => "steepest",
@@ -70,6 +72,7 @@ impl std::str::FromStr for Rule {
 /// One rule's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suggestion {
+    /// The rule that made it.
     pub rule: Rule,
     /// The suggested learning rate.
     pub lr: f64,
@@ -100,7 +103,9 @@ pub enum NoSuggestion {
 /// Which points of the curve the rules may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
+    /// Points skipped at the start of the curve.
     pub skip_start: usize,
+    /// Points skipped at its end.
     pub skip_end: usize,
 }
 

@@ -7,41 +7,64 @@ use serde::{Deserialize, Serialize};
 use super::ladder::{ladder, LadderMode};
 use super::smooth::Ema;
 use super::suggest::Window;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 
 /// Anything that can take one training step at a given learning rate and say the loss.
 ///
-/// This is all the finder needs, so it runs on anyone's model (and on analytic curves in tests).
+/// This is all the finder needs, so it runs on anyone's model (and on analytic curves in
+/// tests). The error is yours: candle's, `anyhow`'s, lrfind's or any
+/// `std::error::Error + Send + Sync`. A closure `FnMut(f64) -> Result<f64, E>` is a
+/// `TrainStep` too; for a candle-nn model and optimizer see [`crate::adapter::OptimizerStep`].
 pub trait TrainStep {
+    /// What a failed step returns.
+    type Error: Into<Box<dyn std::error::Error + Send + Sync>>;
+
     /// Sets the LR, takes one optimizer step, returns the loss that step measured.
-    fn train_step(&mut self, lr: f64) -> Result<f64>;
+    fn train_step(&mut self, lr: f64) -> std::result::Result<f64, Self::Error>;
 }
 
-impl<F: FnMut(f64) -> Result<f64>> TrainStep for F {
-    fn train_step(&mut self, lr: f64) -> Result<f64> {
+impl<F, E> TrainStep for F
+where
+    F: FnMut(f64) -> std::result::Result<f64, E>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Error = E;
+
+    fn train_step(&mut self, lr: f64) -> std::result::Result<f64, E> {
         self(lr)
     }
 }
 
 /// A model whose training state can be saved and put back, so a range test leaves it as it
 /// found it (weights, optimizer state and data order).
+///
+/// Implemented for candle's `VarMap`, `[Var]` and `Vec<Var>` (the weights), and by
+/// [`crate::adapter::OptimizerStep`] (weights and optimizer).
 pub trait Checkpoint {
+    /// A snapshot of everything the training step changes.
     type State;
+    /// Takes a snapshot (deep copies: candle's `Var::set` writes in place).
     fn save_state(&self) -> Result<Self::State>;
+    /// Puts a snapshot back.
     fn restore_state(&mut self, state: Self::State) -> Result<()>;
 }
 
 /// Settings of one range test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepConfig {
+    /// The first step's learning rate (exactly).
     pub min_lr: f64,
+    /// The last step's learning rate (exactly).
     pub max_lr: f64,
+    /// Steps from `min_lr` to `max_lr`, both included.
     pub num_steps: usize,
+    /// Exponential or linear spacing.
     pub mode: LadderMode,
     /// EMA factor in [0, 1); 0 = no smoothing.
     pub smooth: f64,
     /// Stop once smoothed loss > `diverge` × best smoothed loss so far.
     pub diverge: f64,
+    /// The part of the curve the suggestion rules read.
     pub window: Window,
 }
 
@@ -60,49 +83,39 @@ impl Default for SweepConfig {
 }
 
 impl SweepConfig {
-    /// Checks every field; the error names the flag, the value and what is allowed.
+    /// Checks every field; the error names the field, the value and what is allowed.
     pub fn validate(&self) -> Result<()> {
-        let bad = |flag: &str, value: String, allowed: &str| {
-            Err(Error::InvalidArgument(format!(
-                "--{flag} {value}: {allowed}"
-            )))
+        let bad = |field: &'static str, value: &dyn std::fmt::Display, allowed: &str| {
+            Err(Error::setting(Scope::Sweep, field, value, allowed))
         };
-        for (flag, v) in [("min", self.min_lr), ("max", self.max_lr)] {
+        for (field, v) in [("min_lr", self.min_lr), ("max_lr", self.max_lr)] {
             if !(v.is_finite() && v > 0.0) {
-                return bad(
-                    flag,
-                    v.to_string(),
-                    "must be a positive finite learning rate",
-                );
+                return bad(field, &v, "must be a positive finite learning rate");
             }
         }
         if self.min_lr >= self.max_lr {
             return bad(
-                "min",
-                self.min_lr.to_string(),
-                &format!("must be below --max ({})", self.max_lr),
+                "min_lr",
+                &self.min_lr,
+                &format!("must be below max_lr ({})", self.max_lr),
             );
         }
         if self.num_steps < 2 {
             return bad(
-                "num-steps",
-                self.num_steps.to_string(),
-                "must be at least 2 (one step at --min, one at --max)",
+                "num_steps",
+                &self.num_steps,
+                "must be at least 2 (one step at min_lr, one at max_lr)",
             );
         }
         if !(0.0..1.0).contains(&self.smooth) {
             return bad(
                 "smooth",
-                self.smooth.to_string(),
+                &self.smooth,
                 "must be in [0, 1) (0 turns smoothing off)",
             );
         }
         if !(self.diverge.is_finite() && self.diverge > 1.0) {
-            return bad(
-                "diverge",
-                self.diverge.to_string(),
-                "must be a finite factor above 1",
-            );
+            return bad("diverge", &self.diverge, "must be a finite factor above 1");
         }
         Ok(())
     }
@@ -131,6 +144,13 @@ pub enum StopReason {
     Interrupted { step: usize },
 }
 
+impl StopReason {
+    /// The observer stopped the sweep.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, StopReason::Interrupted { .. })
+    }
+}
+
 impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -153,10 +173,15 @@ impl std::fmt::Display for StopReason {
 /// What the loop reports after each step (for progress bars and logs).
 #[derive(Debug, Clone, Copy)]
 pub struct StepEvent {
+    /// The step, from 0.
     pub step: usize,
+    /// Steps the ladder has.
     pub total: usize,
+    /// Its learning rate.
     pub lr: f64,
+    /// The loss it measured.
     pub loss: f64,
+    /// The smoothed loss so far.
     pub smoothed: f64,
 }
 
@@ -164,9 +189,13 @@ pub struct StepEvent {
 /// a step whose loss was not finite is recorded (as null in JSON) and ends the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
+    /// The learning rate of every step taken.
     pub lrs: Vec<f64>,
+    /// Their losses (None: not finite).
     pub losses: Vec<Option<f64>>,
+    /// The smoothed losses.
     pub smoothed: Vec<Option<f64>>,
+    /// Why the sweep ended.
     pub stop: StopReason,
 }
 
@@ -189,8 +218,8 @@ impl Curve {
 
 /// Runs the range test on `model`. `observe` sees every step and may stop the sweep
 /// (`ControlFlow::Break`), which ends it as [`StopReason::Interrupted`] with what was measured.
-pub fn run_sweep(
-    model: &mut dyn TrainStep,
+pub fn run_sweep<M: TrainStep + ?Sized>(
+    model: &mut M,
     config: &SweepConfig,
     observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
 ) -> Result<Curve> {
@@ -205,7 +234,7 @@ pub fn run_sweep(
         stop: StopReason::Completed,
     };
     for (step, &lr) in ladder.iter().enumerate() {
-        let loss = model.train_step(lr)?;
+        let loss = model.train_step(lr).map_err(Error::from_user)?;
         curve.lrs.push(lr);
         if !loss.is_finite() {
             curve.losses.push(None);
@@ -270,7 +299,7 @@ mod tests {
         let mut seen = vec![];
         let mut model = |lr: f64| {
             seen.push(lr);
-            Ok(1.0)
+            Ok::<_, Error>(1.0)
         };
         let c = run_sweep(&mut model, &cfg(50), &mut |_| ControlFlow::Continue(())).unwrap();
         assert_eq!(c.stop, StopReason::Completed);
@@ -282,7 +311,7 @@ mod tests {
     #[test]
     fn stops_when_smoothed_loss_passes_four_times_best() {
         // loss = 1 until lr 1e-2, then 100: with β = 0 the first 100 is 100× best.
-        let mut model = |lr: f64| Ok(if lr < 1e-2 { 1.0 } else { 100.0 });
+        let mut model = |lr: f64| Ok::<_, Error>(if lr < 1e-2 { 1.0 } else { 100.0 });
         let c = SweepConfig {
             smooth: 0.0,
             ..cfg(100)
@@ -303,7 +332,7 @@ mod tests {
     #[test]
     fn smoothing_delays_the_divergence_stop() {
         // With β = 0.98 a jump to 100 must persist until the EMA passes 4.
-        let mut model = |lr: f64| Ok(if lr < 1e-2 { 1.0 } else { 100.0 });
+        let mut model = |lr: f64| Ok::<_, Error>(if lr < 1e-2 { 1.0 } else { 100.0 });
         let c = cfg(100);
         let curve = run_sweep(&mut model, &c, &mut |_| ControlFlow::Continue(())).unwrap();
         let first_high = c.lrs().iter().position(|&l| l >= 1e-2).unwrap();
@@ -317,7 +346,7 @@ mod tests {
 
     #[test]
     fn nan_loss_stops_and_is_recorded_as_missing() {
-        let mut model = |lr: f64| Ok(if lr > 1e-3 { f64::NAN } else { 2.0 });
+        let mut model = |lr: f64| Ok::<_, Error>(if lr > 1e-3 { f64::NAN } else { 2.0 });
         let curve = run_sweep(&mut model, &cfg(30), &mut |_| ControlFlow::Continue(())).unwrap();
         let StopReason::NonFiniteLoss { step } = curve.stop else {
             panic!("{:?}", curve.stop)
@@ -330,7 +359,7 @@ mod tests {
 
     #[test]
     fn observer_can_interrupt() {
-        let mut model = |_lr: f64| Ok(1.0);
+        let mut model = |_lr: f64| Ok::<_, Error>(1.0);
         let curve = run_sweep(&mut model, &cfg(30), &mut |e| {
             if e.step == 4 {
                 ControlFlow::Break(())
@@ -344,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_settings_name_the_flag() {
+    fn invalid_settings_name_the_field() {
         let cases = [
             (
                 SweepConfig {
@@ -352,41 +381,80 @@ mod tests {
                     max_lr: 1.0,
                     ..cfg(10)
                 },
-                "--min 1",
+                "min_lr = 1",
             ),
             (
                 SweepConfig {
                     min_lr: -1.0,
                     ..cfg(10)
                 },
-                "--min -1",
+                "min_lr = -1",
             ),
             (
                 SweepConfig {
                     max_lr: f64::INFINITY,
                     ..cfg(10)
                 },
-                "--max inf",
+                "max_lr = inf",
             ),
-            (cfg(1), "--num-steps 1"),
+            (cfg(1), "num_steps = 1"),
             (
                 SweepConfig {
                     smooth: 1.0,
                     ..cfg(10)
                 },
-                "--smooth 1",
+                "smooth = 1",
             ),
             (
                 SweepConfig {
                     diverge: 0.5,
                     ..cfg(10)
                 },
-                "--diverge 0.5",
+                "diverge = 0.5",
             ),
         ];
         for (c, want) in cases {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e} lacks {want}");
         }
+    }
+}
+
+#[cfg(test)]
+mod user_error_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_may_fail_with_the_users_own_error() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("my data loader broke at lr {0}")]
+        struct Mine(f64);
+        let mut model = |lr: f64| if lr > 1e-3 { Err(Mine(lr)) } else { Ok(1.0) };
+        let e = run_sweep(
+            &mut model,
+            &SweepConfig {
+                min_lr: 1e-4,
+                max_lr: 1e-2,
+                num_steps: 3,
+                ..SweepConfig::default()
+            },
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Step(_)));
+        assert!(
+            e.to_string().starts_with("my data loader broke at lr 0.00"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_candle_error_from_a_step_stays_a_candle_error() {
+        let mut model = |_: f64| -> candle_core::Result<f64> { candle_core::bail!("bad shape") };
+        let e = run_sweep(&mut model, &SweepConfig::default(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Candle(_)), "{e:?}");
     }
 }

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::ImageShape;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 
 /// Which architecture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +35,8 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// From `--model` and `--hidden`.
+    /// From a model's name (`mlp`, `linear`, `cnn`) and, for `mlp`, its hidden widths
+    /// (`256,128`).
     pub fn parse(kind: &str, hidden: &str) -> Result<Self> {
         match kind.to_ascii_lowercase().as_str() {
             "mlp" => Ok(ModelConfig::Mlp {
@@ -43,12 +44,16 @@ impl ModelConfig {
             }),
             "linear" => Ok(ModelConfig::Linear),
             "cnn" => Ok(ModelConfig::Cnn),
-            _ => Err(Error::invalid(format!(
-                "--model {kind}: unknown model (allowed: mlp, linear, cnn)"
-            ))),
+            _ => Err(Error::setting(
+                Scope::Model,
+                "kind",
+                kind,
+                "unknown model (allowed: mlp, linear, cnn)",
+            )),
         }
     }
 
+    /// A short name for titles and reports (`mlp(256-128)`).
     pub fn name(&self) -> String {
         match self {
             ModelConfig::Mlp { hidden } => format!(
@@ -67,9 +72,12 @@ impl ModelConfig {
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
     let bad = || {
-        Error::invalid(format!(
-            "--hidden {s}: expected comma-separated positive layer widths, e.g. 256,128"
-        ))
+        Error::setting(
+            Scope::Model,
+            "hidden",
+            s,
+            "expected comma-separated positive layer widths, e.g. 256,128",
+        )
     };
     let v: Vec<usize> = s
         .split(',')
@@ -144,6 +152,8 @@ impl Init {
 }
 
 impl Model {
+    /// The model `config` for inputs of `shape` and `classes` outputs, its weights drawn from
+    /// `seed` with PyTorch's default init.
     pub fn new(
         config: &ModelConfig,
         shape: ImageShape,
@@ -172,10 +182,15 @@ impl Model {
                 let after = |s: usize| (s.saturating_sub(2)) / 2; // conv3 (valid), then pool 2
                 let (h, w) = (after(after(shape.height)), after(after(shape.width)));
                 if h == 0 || w == 0 {
-                    return Err(Error::invalid(format!(
-                        "--model cnn: images of {}x{} are too small (need at least 10x10)",
-                        shape.height, shape.width
-                    )));
+                    return Err(Error::setting(
+                        Scope::Model,
+                        "kind",
+                        "cnn",
+                        format!(
+                            "images of {}x{} are too small (need at least 10x10)",
+                            shape.height, shape.width
+                        ),
+                    ));
                 }
                 layers.push(init.conv("conv1", shape.channels, 32, 3)?);
                 layers.push(Layer::Relu);
@@ -212,6 +227,7 @@ impl Model {
         })
     }
 
+    /// What it was built from.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -267,7 +283,7 @@ impl Model {
                 .iter()
                 .map(|(n, v)| match grads.get(v) {
                     Some(g) => Ok(g.detach()),
-                    None => Err(Error::invalid(format!("no gradient reached {n}"))),
+                    None => Err(candle_core::Error::Msg(format!("no gradient reached {n}")).into()),
                 })
                 .collect::<Result<Vec<_>>>()?;
             return Ok((loss.to_scalar::<f32>()? as f64, g));
@@ -291,9 +307,10 @@ impl Model {
                     h = h.relu()?;
                 }
                 _ => {
-                    return Err(Error::invalid(
-                        "unexpected layer in a fully connected model",
-                    ))
+                    return Err(candle_core::Error::Msg(
+                        "unexpected layer in a fully connected model".into(),
+                    )
+                    .into())
                 }
             }
         }
@@ -325,7 +342,9 @@ impl Model {
         let grads = grads
             .into_iter()
             .zip(&self.params)
-            .map(|(g, (n, _))| g.ok_or_else(|| Error::invalid(format!("no gradient for {n}"))))
+            .map(|(g, (n, _))| {
+                g.ok_or_else(|| candle_core::Error::Msg(format!("no gradient for {n}")).into())
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok((loss.to_scalar::<f32>()? as f64, grads))
     }
@@ -335,6 +354,7 @@ impl Model {
         &self.params
     }
 
+    /// Its parameters, sorted by name.
     pub fn vars(&self) -> Vec<Var> {
         self.params.iter().map(|(_, v)| v.clone()).collect()
     }
@@ -347,6 +367,7 @@ impl Model {
             .collect()
     }
 
+    /// Puts back weights taken by [`Model::snapshot`].
     pub fn restore(&self, snapshot: &[Tensor]) -> Result<()> {
         for ((_, v), t) in self.params.iter().zip(snapshot) {
             v.set(t)?;
@@ -367,9 +388,9 @@ impl Model {
         for (name, v) in &self.params {
             let t = tensors
                 .get(name)
-                .ok_or_else(|| Error::data(path, format!("checkpoint has no tensor '{name}'")))?;
+                .ok_or_else(|| Error::saved(path, format!("checkpoint has no tensor '{name}'")))?;
             if t.dims() != v.dims() {
-                return Err(Error::data(
+                return Err(Error::saved(
                     path,
                     format!(
                         "tensor '{name}' is {:?}, the model needs {:?}",
@@ -383,6 +404,7 @@ impl Model {
         Ok(())
     }
 
+    /// Number of scalar parameters.
     pub fn num_params(&self) -> usize {
         self.params.iter().map(|(_, v)| v.elem_count()).sum()
     }
@@ -513,12 +535,12 @@ mod tests {
     fn bad_model_flags_are_explained() {
         assert_eq!(
             ModelConfig::parse("resnet", "").unwrap_err().to_string(),
-            "--model resnet: unknown model (allowed: mlp, linear, cnn)"
+            "kind = resnet: unknown model (allowed: mlp, linear, cnn)"
         );
         assert!(ModelConfig::parse("mlp", "256,0")
             .unwrap_err()
             .to_string()
-            .contains("--hidden 256,0"));
+            .contains("hidden = 256,0"));
         assert_eq!(
             ModelConfig::parse("MLP", "64").unwrap(),
             ModelConfig::Mlp { hidden: vec![64] }

@@ -10,36 +10,78 @@ use serde::{Deserialize, Serialize};
 use super::check;
 use crate::error::Result;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdamConfig {
-    pub betas: (f64, f64),
-    pub eps: f64,
-    pub weight_decay: f64,
+macro_rules! adam_params {
+    ($name:ident, $opt:literal, $wd:literal, $wd_doc:literal) => {
+        #[doc = concat!("`torch.optim.", $opt, "`'s hyper-parameters, with PyTorch's names and defaults.")]
+        ///
+        /// `lr` is where a run starts; schedules and the range test change it through
+        /// `candle_nn::Optimizer::set_learning_rate`. It is not saved in reports.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct $name {
+            /// Learning rate.
+            #[serde(skip, default = "default_lr")]
+            pub lr: f64,
+            /// Decay rates of the first and second moment estimates, each in [0, 1).
+            pub betas: (f64, f64),
+            /// Added to the denominator for numerical stability.
+            pub eps: f64,
+            #[doc = $wd_doc]
+            pub weight_decay: f64,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    lr: default_lr(),
+                    betas: (0.9, 0.999),
+                    eps: 1e-8,
+                    weight_decay: $wd,
+                }
+            }
+        }
+
+        impl $name {
+            /// Checks every field; the error names the field, the value and what is allowed.
+            pub fn validate(&self) -> Result<()> {
+                validate(self.lr, self.betas, self.eps, self.weight_decay)
+            }
+        }
+    };
 }
 
-impl AdamConfig {
-    pub fn validate(&self) -> Result<()> {
-        let (b1, b2) = self.betas;
-        check(
-            "betas",
-            b1,
-            (0.0..1.0).contains(&b1),
-            "beta1 must be in [0, 1)",
-        )?;
-        check(
-            "betas",
-            b2,
-            (0.0..1.0).contains(&b2),
-            "beta2 must be in [0, 1)",
-        )?;
-        check("eps", self.eps, self.eps >= 0.0, "must be >= 0")?;
-        check(
-            "weight-decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0,
-            "must be >= 0",
-        )
-    }
+adam_params!(ParamsAdam, "Adam", 0.0, "L2 penalty added to the gradient.");
+adam_params!(
+    ParamsAdamW,
+    "AdamW",
+    0.01,
+    "Decoupled weight decay: weights shrink by `lr · weight_decay` each step."
+);
+
+fn default_lr() -> f64 {
+    1e-3
+}
+
+fn validate(lr: f64, (b1, b2): (f64, f64), eps: f64, weight_decay: f64) -> Result<()> {
+    check("lr", lr, lr >= 0.0, "must be a finite learning rate >= 0")?;
+    check(
+        "betas",
+        b1,
+        (0.0..1.0).contains(&b1),
+        "beta1 must be in [0, 1)",
+    )?;
+    check(
+        "betas",
+        b2,
+        (0.0..1.0).contains(&b2),
+        "beta2 must be in [0, 1)",
+    )?;
+    check("eps", eps, eps >= 0.0, "must be >= 0")?;
+    check(
+        "weight_decay",
+        weight_decay,
+        weight_decay >= 0.0,
+        "must be >= 0",
+    )
 }
 
 /// First and second moments of one parameter. On the CPU they are plain vectors updated in
@@ -51,13 +93,25 @@ enum Moments {
     Device { m: Tensor, v: Tensor },
 }
 
+/// `torch.optim.Adam` on candle, with PyTorch's update rule, fused into one in-place pass
+/// per parameter on the CPU. Cloning it snapshots its state (moments and step count).
 #[derive(Debug, Clone)]
-pub struct Adam {
+pub struct Adam(Core);
+
+/// `torch.optim.AdamW` (decoupled weight decay) on candle; see [`Adam`].
+#[derive(Debug, Clone)]
+pub struct AdamW(Core);
+
+/// What Adam and AdamW share; they differ only in how weight decay acts.
+#[derive(Debug, Clone)]
+struct Core {
     vars: Vec<Var>,
-    pub config: AdamConfig,
-    pub lr: f64,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
     decoupled: bool,
-    pub(super) t: u64,
+    t: u64,
     moments: Vec<Option<Moments>>,
 }
 
@@ -79,35 +133,106 @@ fn on_host(var: &Var) -> bool {
     var.device().is_cpu() && var.dtype() == candle_core::DType::F32 && var.is_contiguous()
 }
 
-impl Adam {
-    pub fn new(vars: Vec<Var>, config: AdamConfig, lr: f64, decoupled: bool) -> Self {
-        let n = vars.len();
-        Self {
-            vars,
-            config,
-            lr,
-            decoupled,
-            t: 0,
-            moments: vec![None; n],
+macro_rules! adam_optimizer {
+    ($opt:ident, $params:ident, $decoupled:literal) => {
+        impl candle_nn::Optimizer for $opt {
+            type Config = $params;
+
+            fn new(vars: Vec<Var>, p: $params) -> candle_core::Result<Self> {
+                p.validate().map_err(super::to_candle)?;
+                let n = vars.len();
+                Ok(Self(Core {
+                    vars,
+                    lr: p.lr,
+                    betas: p.betas,
+                    eps: p.eps,
+                    weight_decay: p.weight_decay,
+                    decoupled: $decoupled,
+                    t: 0,
+                    moments: vec![None; n],
+                }))
+            }
+
+            fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+                let g: Vec<Option<Tensor>> =
+                    self.0.vars.iter().map(|v| grads.get(v).cloned()).collect();
+                self.0.step_grads(&g).map_err(super::to_candle)
+            }
+
+            fn learning_rate(&self) -> f64 {
+                self.0.lr
+            }
+
+            fn set_learning_rate(&mut self, lr: f64) {
+                self.0.lr = lr;
+            }
         }
-    }
 
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        let g: Vec<Option<Tensor>> = self.vars.iter().map(|v| grads.get(v).cloned()).collect();
-        self.step_grads(&g)
-    }
+        impl super::Momentum for $opt {
+            /// beta1, which CyclicLR and OneCycleLR cycle.
+            fn momentum(&self) -> f64 {
+                self.0.betas.0
+            }
 
+            fn set_momentum(&mut self, momentum: f64) {
+                self.0.betas.0 = momentum;
+            }
+        }
+
+        impl $opt {
+            /// The hyper-parameters in force (with the current LR and beta1).
+            pub fn params(&self) -> $params {
+                $params {
+                    lr: self.0.lr,
+                    betas: self.0.betas,
+                    eps: self.0.eps,
+                    weight_decay: self.0.weight_decay,
+                }
+            }
+
+            /// One update with gradients aligned with the parameters (None: skipped).
+            pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
+                self.0.step_grads(grads)
+            }
+
+            /// Steps taken so far (PyTorch's `state["step"]`).
+            pub fn steps(&self) -> u64 {
+                self.0.t
+            }
+
+            /// Moments by name (`exp_avg.{i}`, `exp_avg_sq.{i}`), for checkpoints.
+            pub fn state_tensors(&self) -> HashMap<String, Tensor> {
+                self.0.state_tensors()
+            }
+
+            /// Loads moments saved by `state_tensors` and the step count.
+            pub fn load_state(
+                &mut self,
+                tensors: &HashMap<String, Tensor>,
+                steps: u64,
+            ) -> Result<()> {
+                self.0.t = steps;
+                self.0.load_state(tensors)
+            }
+        }
+    };
+}
+
+adam_optimizer!(Adam, ParamsAdam, false);
+adam_optimizer!(AdamW, ParamsAdamW, true);
+
+impl Core {
     /// One update with gradients aligned with the parameters (None: no gradient, skipped).
     pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         self.t += 1;
-        let (b1, b2) = self.config.betas;
-        let wd = self.config.weight_decay;
+        let (b1, b2) = self.betas;
+        let wd = self.weight_decay;
         // PyTorch reads the group's current beta1 here too, so momentum cycling affects it.
         let bc1 = 1.0 - b1.powi(self.t as i32);
         let c = Coeffs {
             b1,
             b2,
-            eps: self.config.eps,
+            eps: self.eps,
             step_size: self.lr / bc1,
             bc2_sqrt: (1.0 - b2.powi(self.t as i32)).sqrt(),
             l2: if self.decoupled { 0.0 } else { wd },
@@ -273,6 +398,7 @@ impl candle_core::InplaceOp2 for FusedAdam<'_> {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use candle_nn::Optimizer;
 
     /// `torch.optim.Adam(lr=0.1, weight_decay=0.01)` on loss = Σw², written out in f64 from
     /// PyTorch's documented update (m, v, bias corrections, eps outside the sqrt).
@@ -280,12 +406,12 @@ mod tests {
     #[test]
     fn adam_matches_pytorchs_update_rule() {
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let cfg = AdamConfig {
-            betas: (0.9, 0.999),
-            eps: 1e-8,
+        let cfg = ParamsAdam {
+            lr: 0.1,
             weight_decay: 0.01,
+            ..ParamsAdam::default()
         };
-        let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, false);
+        let mut opt = Adam::new(vec![w.clone()], cfg).unwrap();
         let (mut p, mut m, mut v) = ([1.0f64, -2.0], [0.0f64; 2], [0.0f64; 2]);
         for t in 1..=5 {
             let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
@@ -310,12 +436,12 @@ mod tests {
     #[test]
     fn state_keeps_no_autograd_history() {
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let cfg = AdamConfig {
-            betas: (0.9, 0.999),
-            eps: 1e-8,
+        let cfg = ParamsAdam {
+            lr: 0.1,
             weight_decay: 0.1,
+            ..ParamsAdam::default()
         };
-        let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, false);
+        let mut opt = Adam::new(vec![w.clone()], cfg).unwrap();
         for _ in 0..3 {
             let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
             opt.step(&loss.backward().unwrap()).unwrap();
@@ -330,23 +456,23 @@ mod tests {
     fn saved_state_loads_back_and_continues_identically() {
         let run = |resume: bool| {
             let w = Var::new(&[0.5f32, -1.5, 2.0], &Device::Cpu).unwrap();
-            let cfg = AdamConfig {
+            let cfg = ParamsAdamW {
+                lr: 0.05,
                 betas: (0.8, 0.99),
-                eps: 1e-8,
                 weight_decay: 0.0,
+                ..ParamsAdamW::default()
             };
-            let mut opt = Adam::new(vec![w.clone()], cfg.clone(), 0.05, true);
-            let step = |o: &mut Adam| {
+            let mut opt = AdamW::new(vec![w.clone()], cfg.clone()).unwrap();
+            let step = |o: &mut AdamW| {
                 let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
                 o.step(&loss.backward().unwrap()).unwrap();
             };
             step(&mut opt);
             step(&mut opt);
             if resume {
-                let (state, t) = (opt.state_tensors(), opt.t);
-                opt = Adam::new(vec![w.clone()], cfg, 0.05, true);
-                opt.load_state(&state).unwrap();
-                opt.t = t;
+                let (state, t) = (opt.state_tensors(), opt.steps());
+                opt = AdamW::new(vec![w.clone()], cfg).unwrap();
+                opt.load_state(&state, t).unwrap();
             }
             step(&mut opt);
             w.to_vec1::<f32>().unwrap()
@@ -357,12 +483,12 @@ mod tests {
     #[test]
     fn adamw_decays_weights_even_with_zero_gradient() {
         let w = Var::new(&[2.0f32], &Device::Cpu).unwrap();
-        let cfg = AdamConfig {
-            betas: (0.9, 0.999),
-            eps: 1e-8,
+        let cfg = ParamsAdamW {
+            lr: 0.1,
             weight_decay: 0.5,
+            ..ParamsAdamW::default()
         };
-        let mut opt = Adam::new(vec![w.clone()], cfg, 0.1, true);
+        let mut opt = AdamW::new(vec![w.clone()], cfg).unwrap();
         // loss = (w - stop_grad(w))²: gradient 0, so only the decoupled decay acts:
         // 2·(1 - 0.1·0.5) = 1.9. (candle drops `w·0` from the graph, hence this form.)
         let d = (w.as_tensor() - w.as_tensor().detach()).unwrap();

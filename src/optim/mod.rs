@@ -1,33 +1,49 @@
-//! Optimizers with PyTorch's semantics, on candle's `Optimizer` trait (candle's own SGD has
-//! no momentum). Their state is immutable tensors, so cloning an optimizer snapshots it.
+//! Optimizers with PyTorch's semantics, each a `candle_nn::Optimizer` with a `Params…`
+//! struct in candle-nn's style (candle's own SGD has no momentum): [`Sgd`], [`Adam`],
+//! [`AdamW`]. Their state lives in plain tensors, so cloning an optimizer snapshots it.
 
 pub mod adam;
 pub mod sgd;
 
 use std::collections::HashMap;
 
-use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
+use candle_nn::Optimizer;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 
-pub use adam::{Adam, AdamConfig};
-pub use sgd::{Sgd, SgdConfig};
+pub use adam::{Adam, AdamW, ParamsAdam, ParamsAdamW};
+pub use sgd::{ParamsSgd, Sgd};
 
-/// `--optimizer` and its hyper-parameters.
+/// An optimizer whose momentum a scheduler may cycle (CyclicLR, OneCycleLR): SGD's momentum,
+/// Adam's beta1.
+pub trait Momentum {
+    /// The momentum (or beta1) in force.
+    fn momentum(&self) -> f64;
+    /// Sets the momentum (or beta1) for the next steps.
+    fn set_momentum(&mut self, momentum: f64);
+}
+
+/// Which optimizer and its hyper-parameters (what a report stores; the LR is kept apart).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimizerConfig {
-    Sgd(SgdConfig),
-    Adam(AdamConfig),
-    /// Adam with decoupled weight decay (PyTorch's AdamW; its default weight decay is 0.01).
-    AdamW(AdamConfig),
+    /// `torch.optim.SGD`.
+    Sgd(ParamsSgd),
+    /// `torch.optim.Adam`.
+    Adam(ParamsAdam),
+    /// `torch.optim.AdamW` (decoupled weight decay; its default weight decay is 0.01).
+    AdamW(ParamsAdamW),
 }
 
 impl OptimizerConfig {
-    /// From the command-line flags; `weight_decay: None` takes PyTorch's default for the kind.
-    pub fn from_flags(
+    /// The names [`OptimizerConfig::from_parts`] accepts.
+    pub const NAMES: [&'static str; 3] = ["sgd", "adam", "adamw"];
+
+    /// From an optimizer's name and hyper-parameters; `weight_decay: None` takes PyTorch's
+    /// default for that optimizer. Momentum and Nesterov apply to SGD only.
+    pub fn from_parts(
         kind: &str,
         momentum: f64,
         nesterov: bool,
@@ -35,46 +51,56 @@ impl OptimizerConfig {
         betas: (f64, f64),
         eps: f64,
     ) -> Result<Self> {
-        let wd = |default: f64| weight_decay.unwrap_or(default);
         let cfg = match kind.to_ascii_lowercase().as_str() {
-            "sgd" => OptimizerConfig::Sgd(SgdConfig {
+            "sgd" => OptimizerConfig::Sgd(ParamsSgd {
                 momentum,
-                dampening: 0.0,
                 nesterov,
-                weight_decay: wd(0.0),
+                weight_decay: weight_decay.unwrap_or(0.0),
+                ..ParamsSgd::default()
             }),
-            "adam" => OptimizerConfig::Adam(AdamConfig {
+            "adam" => OptimizerConfig::Adam(ParamsAdam {
                 betas,
                 eps,
-                weight_decay: wd(0.0),
+                weight_decay: weight_decay.unwrap_or(0.0),
+                ..ParamsAdam::default()
             }),
-            "adamw" => OptimizerConfig::AdamW(AdamConfig {
+            "adamw" => OptimizerConfig::AdamW(ParamsAdamW {
                 betas,
                 eps,
-                weight_decay: wd(0.01),
+                weight_decay: weight_decay.unwrap_or(0.01),
+                ..ParamsAdamW::default()
             }),
             _ => {
-                return Err(Error::invalid(format!(
-                    "--optimizer {kind}: unknown optimizer (allowed: sgd, adam, adamw)"
-                )))
+                return Err(Error::setting(
+                    Scope::Optimizer,
+                    "kind",
+                    kind,
+                    "unknown optimizer (allowed: sgd, adam, adamw)",
+                ))
             }
         };
         if nesterov && !matches!(cfg, OptimizerConfig::Sgd(_)) {
-            return Err(Error::invalid(format!(
-                "--nesterov: only SGD has Nesterov momentum, not {kind}"
-            )));
+            return Err(Error::setting(
+                Scope::Optimizer,
+                "nesterov",
+                true,
+                format!("only SGD has Nesterov momentum, not {kind}"),
+            ));
         }
         cfg.validate()?;
         Ok(cfg)
     }
 
+    /// Checks every hyper-parameter.
     pub fn validate(&self) -> Result<()> {
         match self {
             OptimizerConfig::Sgd(c) => c.validate(),
-            OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c) => c.validate(),
+            OptimizerConfig::Adam(c) => c.validate(),
+            OptimizerConfig::AdamW(c) => c.validate(),
         }
     }
 
+    /// `sgd`, `adam` or `adamw`.
     pub fn name(&self) -> &'static str {
         match self {
             OptimizerConfig::Sgd(_) => "sgd",
@@ -83,10 +109,12 @@ impl OptimizerConfig {
         }
     }
 
+    /// The weight decay in force.
     pub fn weight_decay(&self) -> f64 {
         match self {
             OptimizerConfig::Sgd(c) => c.weight_decay,
-            OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c) => c.weight_decay,
+            OptimizerConfig::Adam(c) => c.weight_decay,
+            OptimizerConfig::AdamW(c) => c.weight_decay,
         }
     }
 
@@ -94,119 +122,116 @@ impl OptimizerConfig {
     pub fn momentum(&self) -> f64 {
         match self {
             OptimizerConfig::Sgd(c) => c.momentum,
-            OptimizerConfig::Adam(c) | OptimizerConfig::AdamW(c) => c.betas.0,
+            OptimizerConfig::Adam(c) => c.betas.0,
+            OptimizerConfig::AdamW(c) => c.betas.0,
         }
     }
 
+    /// The optimizer over `vars`, starting at `lr`.
     pub fn build(&self, vars: Vec<Var>, lr: f64) -> Result<AnyOptimizer> {
         Ok(match self {
-            OptimizerConfig::Sgd(c) => AnyOptimizer::Sgd(Sgd::new(vars, c.clone(), lr)),
-            OptimizerConfig::Adam(c) => AnyOptimizer::Adam(Adam::new(vars, c.clone(), lr, false)),
-            OptimizerConfig::AdamW(c) => AnyOptimizer::Adam(Adam::new(vars, c.clone(), lr, true)),
+            OptimizerConfig::Sgd(c) => {
+                AnyOptimizer::Sgd(Sgd::new(vars, ParamsSgd { lr, ..c.clone() })?)
+            }
+            OptimizerConfig::Adam(c) => {
+                AnyOptimizer::Adam(Adam::new(vars, ParamsAdam { lr, ..c.clone() })?)
+            }
+            OptimizerConfig::AdamW(c) => {
+                AnyOptimizer::AdamW(AdamW::new(vars, ParamsAdamW { lr, ..c.clone() })?)
+            }
         })
     }
 }
 
-fn check(name: &str, v: f64, ok: bool, allowed: &str) -> Result<()> {
+fn check(field: &'static str, v: f64, ok: bool, allowed: &str) -> Result<()> {
     if ok && v.is_finite() {
         Ok(())
     } else {
-        Err(Error::invalid(format!("--{name} {v}: {allowed}")))
+        Err(Error::setting(Scope::Optimizer, field, v, allowed))
     }
 }
 
-/// Any of our optimizers, behind one type the trainer and finder hold.
+/// A library error inside candle's `Optimizer` methods, which return candle's error.
+fn to_candle(e: Error) -> candle_core::Error {
+    match e {
+        Error::Candle(c) => c,
+        other => candle_core::Error::Msg(other.to_string()),
+    }
+}
+
+/// Any of lrfind's optimizers, behind one type (what the built-in pipeline holds).
 #[derive(Debug, Clone)]
 pub enum AnyOptimizer {
+    /// [`Sgd`].
     Sgd(Sgd),
+    /// [`Adam`].
     Adam(Adam),
+    /// [`AdamW`].
+    AdamW(AdamW),
+}
+
+macro_rules! each {
+    ($self:expr, $o:ident => $e:expr) => {
+        match $self {
+            AnyOptimizer::Sgd($o) => $e,
+            AnyOptimizer::Adam($o) => $e,
+            AnyOptimizer::AdamW($o) => $e,
+        }
+    };
 }
 
 impl AnyOptimizer {
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
-        match self {
-            AnyOptimizer::Sgd(o) => o.step(grads),
-            AnyOptimizer::Adam(o) => o.step(grads),
-        }
-    }
-
+    /// One update with gradients aligned with the parameters (None: skipped).
     pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
-        match self {
-            AnyOptimizer::Sgd(o) => o.step_grads(grads),
-            AnyOptimizer::Adam(o) => o.step_grads(grads),
-        }
-    }
-
-    pub fn learning_rate(&self) -> f64 {
-        match self {
-            AnyOptimizer::Sgd(o) => o.lr,
-            AnyOptimizer::Adam(o) => o.lr,
-        }
-    }
-
-    pub fn set_learning_rate(&mut self, lr: f64) {
-        match self {
-            AnyOptimizer::Sgd(o) => o.lr = lr,
-            AnyOptimizer::Adam(o) => o.lr = lr,
-        }
-    }
-
-    /// SGD momentum or Adam beta1 (what CyclicLR / OneCycleLR cycle).
-    pub fn momentum(&self) -> f64 {
-        match self {
-            AnyOptimizer::Sgd(o) => o.config.momentum,
-            AnyOptimizer::Adam(o) => o.config.betas.0,
-        }
-    }
-
-    pub fn set_momentum(&mut self, m: f64) {
-        match self {
-            AnyOptimizer::Sgd(o) => o.config.momentum = m,
-            AnyOptimizer::Adam(o) => o.config.betas.0 = m,
-        }
+        each!(self, o => o.step_grads(grads))
     }
 
     /// State tensors by name (for checkpoints), plus the step count.
     pub fn state(&self) -> (HashMap<String, Tensor>, u64) {
         match self {
             AnyOptimizer::Sgd(o) => (o.state_tensors(), 0),
-            AnyOptimizer::Adam(o) => (o.state_tensors(), o.t),
+            AnyOptimizer::Adam(o) => (o.state_tensors(), o.steps()),
+            AnyOptimizer::AdamW(o) => (o.state_tensors(), o.steps()),
         }
     }
 
+    /// Loads what [`AnyOptimizer::state`] saved.
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         match self {
             AnyOptimizer::Sgd(o) => o.load_state(tensors),
-            AnyOptimizer::Adam(o) => {
-                o.t = step;
-                o.load_state(tensors)
-            }
+            AnyOptimizer::Adam(o) => o.load_state(tensors, step),
+            AnyOptimizer::AdamW(o) => o.load_state(tensors, step),
         }
     }
 }
 
-impl candle_nn::Optimizer for AnyOptimizer {
+impl Momentum for AnyOptimizer {
+    fn momentum(&self) -> f64 {
+        each!(self, o => o.momentum())
+    }
+
+    fn set_momentum(&mut self, m: f64) {
+        each!(self, o => o.set_momentum(m))
+    }
+}
+
+impl Optimizer for AnyOptimizer {
     type Config = (OptimizerConfig, f64);
 
     fn new(vars: Vec<Var>, (config, lr): Self::Config) -> candle_core::Result<Self> {
-        config
-            .build(vars, lr)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        config.build(vars, lr).map_err(to_candle)
     }
 
-    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        AnyOptimizer::step(self, grads).map_err(|e| match e {
-            Error::Candle(c) => c,
-            other => candle_core::Error::Msg(other.to_string()),
-        })
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> candle_core::Result<()> {
+        each!(self, o => o.step(grads))
     }
 
     fn learning_rate(&self) -> f64 {
-        AnyOptimizer::learning_rate(self)
+        each!(self, o => o.learning_rate())
     }
 
     fn set_learning_rate(&mut self, lr: f64) {
-        AnyOptimizer::set_learning_rate(self, lr)
+        each!(self, o => o.set_learning_rate(lr))
     }
 }
 
@@ -247,25 +272,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_are_validated() {
-        let e = OptimizerConfig::from_flags("rmsprop", 0.0, false, None, (0.9, 0.999), 1e-8)
+    fn hyper_parameters_are_validated_by_field() {
+        let e = OptimizerConfig::from_parts("rmsprop", 0.0, false, None, (0.9, 0.999), 1e-8)
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--optimizer rmsprop: unknown optimizer (allowed: sgd, adam, adamw)"
+            "kind = rmsprop: unknown optimizer (allowed: sgd, adam, adamw)"
         );
         let e =
-            OptimizerConfig::from_flags("sgd", 1.5, false, None, (0.9, 0.999), 1e-8).unwrap_err();
-        assert!(e.to_string().starts_with("--momentum 1.5"), "{e}");
+            OptimizerConfig::from_parts("sgd", 1.5, false, None, (0.9, 0.999), 1e-8).unwrap_err();
+        assert!(e.to_string().starts_with("momentum = 1.5"), "{e}");
         let e =
-            OptimizerConfig::from_flags("adam", 0.0, false, None, (1.0, 0.999), 1e-8).unwrap_err();
-        assert!(e.to_string().starts_with("--betas 1"), "{e}");
+            OptimizerConfig::from_parts("adam", 0.0, false, None, (1.0, 0.999), 1e-8).unwrap_err();
+        assert!(e.to_string().starts_with("betas = 1"), "{e}");
         let e =
-            OptimizerConfig::from_flags("adam", 0.0, true, None, (0.9, 0.999), 1e-8).unwrap_err();
-        assert!(e.to_string().contains("--nesterov"), "{e}");
-        match OptimizerConfig::from_flags("AdamW", 0.0, false, None, (0.9, 0.999), 1e-8).unwrap() {
+            OptimizerConfig::from_parts("adam", 0.0, true, None, (0.9, 0.999), 1e-8).unwrap_err();
+        assert!(e.to_string().starts_with("nesterov = true"), "{e}");
+        match OptimizerConfig::from_parts("AdamW", 0.0, false, None, (0.9, 0.999), 1e-8).unwrap() {
             OptimizerConfig::AdamW(c) => assert_eq!(c.weight_decay, 0.01),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn reports_keep_their_optimizer_format() {
+        let c = OptimizerConfig::from_parts("adamw", 0.0, false, None, (0.9, 0.999), 1e-8).unwrap();
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"kind":"adamw","betas":[0.9,0.999],"eps":1e-8,"weight_decay":0.01}"#
+        );
+        let c = OptimizerConfig::from_parts("sgd", 0.9, true, None, (0.9, 0.999), 1e-8).unwrap();
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"kind":"sgd","momentum":0.9,"dampening":0.0,"nesterov":true,"weight_decay":0.0}"#
+        );
     }
 }

@@ -7,18 +7,53 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::check;
-use crate::error::Result;
+use crate::error::{Error, Result, Scope};
 
+/// `torch.optim.SGD`'s hyper-parameters, with PyTorch's names and defaults.
+///
+/// `lr` is where a run starts; schedules and the range test change it through
+/// `candle_nn::Optimizer::set_learning_rate`. It is not saved in reports (their LR lives
+/// elsewhere).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SgdConfig {
+pub struct ParamsSgd {
+    /// Learning rate.
+    #[serde(skip, default = "default_lr")]
+    pub lr: f64,
+    /// Momentum factor in [0, 1); 0 = plain SGD.
     pub momentum: f64,
+    /// Dampening of the momentum's gradient term.
     pub dampening: f64,
+    /// Nesterov momentum (needs momentum > 0 and no dampening).
     pub nesterov: bool,
+    /// L2 penalty added to the gradient.
     pub weight_decay: f64,
 }
 
-impl SgdConfig {
+fn default_lr() -> f64 {
+    1e-3
+}
+
+impl Default for ParamsSgd {
+    fn default() -> Self {
+        Self {
+            lr: default_lr(),
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl ParamsSgd {
+    /// Checks every field; the error names the field, the value and what is allowed.
     pub fn validate(&self) -> Result<()> {
+        check(
+            "lr",
+            self.lr,
+            self.lr >= 0.0,
+            "must be a finite learning rate >= 0",
+        )?;
         check(
             "momentum",
             self.momentum,
@@ -26,49 +61,84 @@ impl SgdConfig {
             "must be in [0, 1)",
         )?;
         check(
-            "weight-decay",
+            "dampening",
+            self.dampening,
+            (0.0..=1.0).contains(&self.dampening),
+            "must be in [0, 1]",
+        )?;
+        check(
+            "weight_decay",
             self.weight_decay,
             self.weight_decay >= 0.0,
             "must be >= 0",
         )?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(crate::error::Error::invalid(format!(
-                "--nesterov: needs --momentum > 0 and zero dampening (got momentum {})",
-                self.momentum
-            )));
+            return Err(Error::setting(
+                Scope::Optimizer,
+                "nesterov",
+                true,
+                format!(
+                    "needs momentum > 0 and zero dampening (got momentum {}, dampening {})",
+                    self.momentum, self.dampening
+                ),
+            ));
         }
         Ok(())
     }
 }
 
+/// `torch.optim.SGD` on candle: momentum, dampening, Nesterov, L2 weight decay, with
+/// PyTorch's update rule. Cloning it snapshots its state (momentum buffers).
 #[derive(Debug, Clone)]
 pub struct Sgd {
     vars: Vec<Var>,
-    pub config: SgdConfig,
-    pub lr: f64,
+    params: ParamsSgd,
     /// Momentum buffers, created on the first step as in PyTorch (`buf = g`).
     bufs: Vec<Option<Tensor>>,
 }
 
-impl Sgd {
-    pub fn new(vars: Vec<Var>, config: SgdConfig, lr: f64) -> Self {
+impl candle_nn::Optimizer for Sgd {
+    type Config = ParamsSgd;
+
+    fn new(vars: Vec<Var>, params: ParamsSgd) -> candle_core::Result<Self> {
+        params.validate().map_err(super::to_candle)?;
         let bufs = vec![None; vars.len()];
-        Self {
-            vars,
-            config,
-            lr,
-            bufs,
-        }
+        Ok(Self { vars, params, bufs })
     }
 
-    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         let g: Vec<Option<Tensor>> = self.vars.iter().map(|v| grads.get(v).cloned()).collect();
-        self.step_grads(&g)
+        self.step_grads(&g).map_err(super::to_candle)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.params.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.params.lr = lr;
+    }
+}
+
+impl super::Momentum for Sgd {
+    fn momentum(&self) -> f64 {
+        self.params.momentum
+    }
+
+    fn set_momentum(&mut self, momentum: f64) {
+        self.params.momentum = momentum;
+    }
+}
+
+impl Sgd {
+    /// The hyper-parameters in force (with the current LR and momentum).
+    pub fn params(&self) -> &ParamsSgd {
+        &self.params
     }
 
     /// One update with gradients aligned with the parameters (None: no gradient, skipped).
     pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
-        let c = &self.config;
+        let c = &self.params;
         for ((var, buf), g) in self.vars.iter().zip(self.bufs.iter_mut()).zip(grads) {
             let Some(g) = g else { continue };
             // Detached: a buffer that kept its autograd history would keep every earlier
@@ -92,11 +162,12 @@ impl Sgd {
                 };
                 *buf = Some(b);
             }
-            axpy(var, -self.lr, &g)?;
+            axpy(var, -c.lr, &g)?;
         }
         Ok(())
     }
 
+    /// Momentum buffers by name (`momentum_buffer.{i}`), for checkpoints.
     pub fn state_tensors(&self) -> HashMap<String, Tensor> {
         self.bufs
             .iter()
@@ -108,6 +179,7 @@ impl Sgd {
             .collect()
     }
 
+    /// Loads buffers saved by [`Sgd::state_tensors`].
     pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         self.bufs = super::load_buffers(tensors, "momentum_buffer", self.vars.len());
         Ok(())
@@ -157,6 +229,7 @@ impl candle_core::InplaceOp2 for Axpy {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use candle_nn::Optimizer;
 
     /// Reference from PyTorch 2.x:
     /// ```python
@@ -169,13 +242,14 @@ mod tests {
     #[test]
     fn nesterov_momentum_weight_decay_match_pytorch_by_hand() {
         let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
-        let cfg = SgdConfig {
+        let cfg = ParamsSgd {
+            lr: 0.1,
             momentum: 0.9,
-            dampening: 0.0,
             nesterov: true,
             weight_decay: 0.01,
+            ..ParamsSgd::default()
         };
-        let mut opt = Sgd::new(vec![w.clone()], cfg, 0.1);
+        let mut opt = Sgd::new(vec![w.clone()], cfg).unwrap();
         // Hand-rolled reference in f64 of the same update rule.
         let mut p = [1.0f64, -2.0];
         let mut buf: Option<[f64; 2]> = None;
@@ -203,13 +277,11 @@ mod tests {
     #[test]
     fn plain_sgd_is_p_minus_lr_g() {
         let w = Var::new(&[3.0f32], &Device::Cpu).unwrap();
-        let cfg = SgdConfig {
-            momentum: 0.0,
-            dampening: 0.0,
-            nesterov: false,
-            weight_decay: 0.0,
+        let cfg = ParamsSgd {
+            lr: 0.25,
+            ..ParamsSgd::default()
         };
-        let mut opt = Sgd::new(vec![w.clone()], cfg, 0.25);
+        let mut opt = Sgd::new(vec![w.clone()], cfg).unwrap();
         let loss = w.as_tensor().sqr().unwrap().sum_all().unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         assert_eq!(w.to_vec1::<f32>().unwrap(), vec![3.0 - 0.25 * 6.0]);

@@ -15,7 +15,9 @@ use super::PlotError;
 /// its training; the LR it trained with spans e - 1 to e).
 #[derive(Debug, Clone)]
 pub struct CurvesPlot<'a> {
+    /// The finished epochs, 1-based.
     pub epochs: &'a [usize],
+    /// Mean training loss of each epoch.
     pub train_loss: &'a [f64],
     /// Loss on the held-out split named by `eval_split`.
     pub eval_loss: &'a [f64],

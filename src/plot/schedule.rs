@@ -17,6 +17,7 @@ use super::PlotError;
 pub struct SchedulePlot<'a> {
     /// Rows = steps (row 0 after construction), columns = param groups.
     pub lr: &'a [Vec<f64>],
+    /// Momentum (or Adam's beta1) in the same layout, for schedules that cycle it.
     pub momentum: Option<&'a [Vec<f64>]>,
     /// Usually the scheduler's spec; wrapped onto more lines when too long for the width.
     pub title: String,

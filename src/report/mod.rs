@@ -1,87 +1,160 @@
-//! The range test's JSON report: what `lrfind train --use-suggested` and `lrfind check` read.
+//! A range test's JSON report (what a training run at the suggestion reads back), and
+//! atomic file output.
 
 pub mod atomic;
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSource;
 use crate::error::{Error, Result};
-use crate::finder::analysis::Analysis;
-use crate::finder::{Curve, Rule, SweepConfig};
+use crate::finder::{analyse, Analysis, Curve, Rule, SweepConfig};
 use crate::learner::StepLoss;
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 
-/// Every setting that determines a range test's numbers.
+/// Every setting that determines a range test's numbers on the built-in pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
+    /// The dataset.
     pub data: DataSource,
     /// The directory the data was read from ("embedded" / "hub" otherwise).
     pub data_origin: String,
+    /// The architecture.
     pub model: ModelConfig,
+    /// The optimizer and its hyper-parameters.
     pub optimizer: OptimizerConfig,
+    /// Seed of the weights and the data order.
     pub seed: u64,
+    /// Where it ran ("cpu", "cuda:0").
     pub device: String,
+    /// Samples per micro-batch.
     pub batch_size: usize,
+    /// Micro-batches per step.
     pub accumulate: usize,
+    /// How each step was scored.
     pub step_loss: StepLoss,
 }
 
+/// What a report says about a run on your own model: your words.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    /// The model ("resnet18, ImageNet weights").
+    pub model: String,
+    /// The data ("my-dataset v3, 80/20 split").
+    pub data: String,
+    /// The optimizer ("candle-nn AdamW, weight decay 0.01").
+    pub optimizer: String,
+}
+
+impl Description {
+    /// A description from the model's, the data's and the optimizer's names.
+    pub fn new(
+        model: impl Into<String>,
+        data: impl Into<String>,
+        optimizer: impl Into<String>,
+    ) -> Self {
+        Self {
+            model: model.into(),
+            data: data.into(),
+            optimizer: optimizer.into(),
+        }
+    }
+}
+
+/// How long the parts of a range test took, in seconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
+    /// Reading the data and moving it to the device.
     pub load_s: f64,
+    /// The sweep itself.
     pub sweep_s: f64,
+    /// The whole process, as the caller measured it.
     pub total_s: f64,
+    /// Steps per second of the sweep.
     pub steps_per_s: f64,
 }
 
-/// `lrfind.json`.
+/// A range test's JSON report (`lrfind.json`). `S` describes the run: [`RunSettings`] for
+/// the built-in pipeline, or [`Description`] (or any serde type) for your own model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RangeTestReport {
+pub struct RangeTestReport<S = RunSettings> {
+    /// "lrfind".
     pub tool: String,
+    /// lrfind's version.
     pub version: String,
-    pub settings: RunSettings,
+    /// What ran.
+    pub settings: S,
+    /// The range test's settings.
     pub sweep: SweepConfig,
+    /// The rule whose suggestion is `suggested_lr`.
     pub rule: Rule,
+    /// The measured curve.
     pub curve: Curve,
+    /// Every rule's suggestion, and whether the range was wide enough.
     pub analysis: Analysis,
     /// The suggested LR (`analysis.suggestion.lr`), at the top level for scripts.
     pub suggested_lr: Option<f64>,
+    /// Why the sweep ended, in words.
     pub stop_reason: String,
+    /// The sweep was stopped before its end by the observer (Ctrl-C).
     pub interrupted: bool,
+    /// How long it took.
     pub timings: Timings,
 }
 
-impl RangeTestReport {
+impl<S> RangeTestReport<S> {
+    /// The report of `curve`, measured with `sweep`, analysed with `rule`.
+    pub fn new(
+        settings: S,
+        sweep: &SweepConfig,
+        rule: Rule,
+        curve: Curve,
+        timings: Timings,
+    ) -> Self {
+        let analysis = analyse(&curve, sweep.window, rule);
+        RangeTestReport {
+            tool: "lrfind".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings,
+            sweep: sweep.clone(),
+            rule,
+            suggested_lr: analysis.suggestion.as_ref().map(|s| s.lr),
+            stop_reason: curve.stop.to_string(),
+            interrupted: curve.stop.is_interrupted(),
+            curve,
+            analysis,
+            timings,
+        }
+    }
+}
+
+impl<S: Serialize> RangeTestReport<S> {
+    /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         // Serialising plain data to a String cannot fail; keep a readable fallback anyway.
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
+    /// Writes the report atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text = self.to_json();
         text.push('\n');
         atomic::write_atomic(path, text.as_bytes())?;
         Ok(())
     }
+}
 
-    /// Reads a report, with an error that says how to make one.
+impl<S: DeserializeOwned> RangeTestReport<S> {
+    /// Reads a report written by [`RangeTestReport::write`].
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Report {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            reason: format!(
-                "{e}; run `lrfind --report {}` first to make one",
-                path.display()
-            ),
+            source,
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::Report {
-            path: path.to_path_buf(),
-            reason: format!(
-                "not an lrfind range-test report ({e}); run `lrfind --report {}` to make one",
-                path.display()
-            ),
-        })
+        serde_json::from_str(&text)
+            .map_err(|e| Error::saved(path, format!("not an lrfind range-test report ({e})")))
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod run_dir;
 
+use crate::optim::Momentum;
+use candle_nn::Optimizer;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::batches::{batches_per_epoch, epoch_batches};
 use crate::data::DeviceData;
 use crate::device::DeviceSpec;
-use crate::error::{Error, Result};
+use crate::error::{Diverged, Error, Result, Scope};
 use crate::learner::{Learner, StepLoss};
 use crate::range_test::Setup;
 use crate::schedule::{Interval, LrScheduler, ParamGroups, SchedulerConfig};
@@ -47,23 +49,38 @@ pub struct TrainConfig {
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::invalid(format!(
-                "--lr {}: must be a positive finite learning rate",
-                self.lr
-            )));
+            return Err(Error::setting(
+                Scope::Train,
+                "lr",
+                self.lr,
+                "must be a positive finite learning rate",
+            ));
         }
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs 0: must be at least 1"));
+            return Err(Error::setting(
+                Scope::Train,
+                "epochs",
+                0,
+                "must be at least 1",
+            ));
         }
         crate::learner::check_batching(self.setup.batch_size, 1)?;
         if self.patience == Some(0) {
-            return Err(Error::invalid("--patience 0: must be at least 1"));
+            return Err(Error::setting(
+                Scope::Train,
+                "patience",
+                0,
+                "must be at least 1",
+            ));
         }
         self.setup.optimizer.validate()?;
         if let Some(s) = &self.scheduler {
             if s.needs_metric() && self.interval() == Interval::Step {
-                return Err(Error::invalid(
-                    "--schedule-every step: ReduceLROnPlateau is fed the validation loss, so it steps once per epoch",
+                return Err(Error::setting(
+                    Scope::Train,
+                    "schedule_every",
+                    "step",
+                    "ReduceLROnPlateau is fed the validation loss, so it steps once per epoch",
                 ));
             }
         }
@@ -311,10 +328,13 @@ impl Run {
                 }
                 let loss = self.learner.step_on(std::slice::from_ref(&batch), lr)?;
                 if !loss.is_finite() {
-                    return Err(Error::invalid(format!(
-                        "training diverged: the loss became {loss} in epoch {} at LR {lr:.3e}; try a lower --lr",
-                        epoch + 1
-                    )));
+                    return Err(Diverged {
+                        what: "the loss".into(),
+                        value: loss.to_string(),
+                        epoch: epoch + 1,
+                        lr,
+                    }
+                    .into());
                 }
                 loss_sum += loss * idx.len() as f64;
                 seen += idx.len();
@@ -390,7 +410,7 @@ mod tests {
                 data: DataSource::Mnist,
                 data_dir: Some(dir),
                 model: ModelConfig::Linear,
-                optimizer: OptimizerConfig::from_flags("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)
+                optimizer: OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)
                     .unwrap(),
                 seed: 1,
                 batch_size: 500,

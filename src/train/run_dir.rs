@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use super::{EpochMetrics, Observer, Run, TrainConfig, TrainState};
-use crate::error::{Error, Result};
-use crate::plot::{self, CurvesPlot, PlotFormat};
+use crate::error::{Error, Result, Scope};
+use crate::plot::PlotFormat;
 use crate::report::atomic::{check_writable, write_atomic, write_atomic_with};
 
 pub const CONFIG: &str = "config.json";
@@ -30,24 +30,28 @@ impl RunDir {
     /// Creates the directory for a new run. An existing run is never overwritten.
     pub fn create(path: &Path, plot_format: PlotFormat) -> Result<Self> {
         if path.join(STATE).exists() || path.join(CONFIG).exists() {
-            return Err(Error::invalid(format!(
-                "--out-dir {}: already holds a run; continue it with --resume {} or choose another --out-dir",
+            return Err(Error::setting(
+                Scope::Train,
+                "out_dir",
                 path.display(),
-                path.display()
-            )));
+                "already holds a run; resume it or choose another directory",
+            ));
         }
         std::fs::create_dir_all(path).map_err(|e| {
-            Error::invalid(format!(
-                "--out-dir {}: cannot create it ({e})",
-                path.display()
-            ))
+            Error::setting(
+                Scope::Train,
+                "out_dir",
+                path.display(),
+                format!("cannot create it ({e})"),
+            )
         })?;
         check_writable(&path.join(CONFIG)).map_err(|e| {
-            Error::invalid(format!(
-                "--out-dir {}: not writable ({})",
+            Error::setting(
+                Scope::Train,
+                "out_dir",
                 path.display(),
-                e.source
-            ))
+                format!("not writable ({})", e.source),
+            )
         })?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -60,12 +64,8 @@ impl RunDir {
         path: &Path,
         device: &Device,
     ) -> Result<(Self, TrainConfig, TrainState, HashMap<String, Tensor>)> {
-        let not_a_run = |what: String| {
-            Error::invalid(format!(
-                "--resume {}: not an lrfind training run ({what})",
-                path.display()
-            ))
-        };
+        let not_a_run =
+            |what: String| Error::saved(path, format!("not an lrfind training run ({what})"));
         if !path.is_dir() {
             return Err(not_a_run("no such directory".into()));
         }
@@ -149,7 +149,14 @@ impl RunDir {
         Ok(())
     }
 
+    #[cfg(not(feature = "plot"))]
+    fn write_curves(&self, _run: &Run) -> Result<()> {
+        Ok(())
+    }
+
+    #[cfg(feature = "plot")]
     fn write_curves(&self, run: &Run) -> Result<()> {
+        use crate::plot::{self, CurvesPlot};
         let (config, history) = (&run.config, &run.state.history);
         let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<f64>>();
         let epochs: Vec<usize> = history.iter().map(|m| m.epoch).collect();
@@ -205,7 +212,7 @@ fn first_line(s: &str) -> String {
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::invalid(format!("cannot serialise {}: {e}", path.display())))?;
+        .map_err(|e| Error::saved(path, format!("cannot serialise: {e}")))?;
     text.push('\n');
     write_atomic(path, text.as_bytes())?;
     Ok(())
@@ -227,8 +234,9 @@ impl Observer for RunDir {
             write_safetensors(&self.file(BEST), &weights)?;
         }
         let mut ckpt = run.checkpoint_tensors();
-        let state = serde_json::to_vec(&run.state)
-            .map_err(|e| Error::invalid(format!("cannot serialise the run state: {e}")))?;
+        let state = serde_json::to_vec(&run.state).map_err(|e| {
+            Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
+        })?;
         let n = state.len();
         ckpt.insert(
             "meta.state".into(),

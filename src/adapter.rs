@@ -1,0 +1,314 @@
+//! candle-nn adapters: the range test on a model built with `VarMap`/`VarBuilder` and any
+//! `candle_nn::Optimizer`, without writing [`TrainStep`] or [`Checkpoint`] by hand.
+
+use candle_core::{DType, Tensor, Var};
+use candle_nn::{Optimizer, VarMap};
+
+use crate::error::{Error, Result};
+use crate::finder::{Checkpoint, TrainStep};
+
+/// The weights of a `VarMap`: deep copies by name (`Var::set` writes in place, so plain
+/// clones would alias and "restore" nothing).
+impl Checkpoint for VarMap {
+    type State = Vec<(String, Tensor)>;
+
+    fn save_state(&self) -> Result<Self::State> {
+        let data = self.data().lock().map_err(|_| poisoned())?;
+        let mut saved = data
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        saved.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(saved)
+    }
+
+    fn restore_state(&mut self, state: Self::State) -> Result<()> {
+        let data = self.data().lock().map_err(|_| poisoned())?;
+        for (name, tensor) in &state {
+            if let Some(var) = data.get(name) {
+                var.set(tensor)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Candle(candle_core::Error::Msg(
+        "the VarMap's lock is poisoned (a thread panicked while holding it)".into(),
+    ))
+}
+
+/// The weights held by a list of `Var`s, restored in place.
+impl Checkpoint for [Var] {
+    type State = Vec<Tensor>;
+
+    fn save_state(&self) -> Result<Self::State> {
+        self.iter().map(|v| Ok(v.as_tensor().copy()?)).collect()
+    }
+
+    fn restore_state(&mut self, state: Self::State) -> Result<()> {
+        for (var, tensor) in self.iter().zip(&state) {
+            var.set(tensor)?;
+        }
+        Ok(())
+    }
+}
+
+/// See the `[Var]` implementation.
+impl Checkpoint for Vec<Var> {
+    type State = Vec<Tensor>;
+
+    fn save_state(&self) -> Result<Self::State> {
+        self.as_slice().save_state()
+    }
+
+    fn restore_state(&mut self, state: Self::State) -> Result<()> {
+        self.as_mut_slice().restore_state(state)
+    }
+}
+
+/// How an [`OptimizerStep`] gets its optimizer back after a range test.
+enum Restore<O> {
+    /// A clone taken before the test (exact: moments, step counts).
+    Snapshot(fn(&O) -> O),
+    /// A fresh optimizer from the factory (its state was not copyable).
+    Rebuild(Box<dyn FnMut() -> candle_core::Result<O>>),
+}
+
+/// A [`TrainStep`] and [`Checkpoint`] made of a model's weights (`P`: a `VarMap` or
+/// `Vec<Var>`), any `candle_nn::Optimizer` and a closure that returns the loss tensor of
+/// step `i` (pick batch `i` there). Each step sets the LR, computes the loss and calls
+/// `backward_step`.
+///
+/// Restoring after [`crate::find_lr`]: the weights are always put back exactly. The
+/// optimizer is put back exactly when it is `Clone` ([`OptimizerStep::cloning`]: lrfind's
+/// own [`crate::Sgd`], [`crate::Adam`], [`crate::AdamW`]). candle-nn's `SGD` and `AdamW`
+/// keep their state private, so [`OptimizerStep::rebuilding`] builds a fresh one from a
+/// factory instead: its moments restart from zero, exactly as they were if the range test
+/// ran before any training (the usual case), but not if it ran mid-training.
+pub struct OptimizerStep<O, P, L> {
+    params: P,
+    optimizer: O,
+    restore: Restore<O>,
+    loss: L,
+    step: usize,
+}
+
+impl<O, P, L> OptimizerStep<O, P, L>
+where
+    O: Optimizer,
+    P: Checkpoint,
+    L: FnMut(usize) -> candle_core::Result<Tensor>,
+{
+    /// For an optimizer whose state cannot be copied: `rebuild` makes the optimizer now and
+    /// again after a range test (see the type's docs for what that restores).
+    pub fn rebuilding(
+        params: P,
+        mut rebuild: impl FnMut() -> candle_core::Result<O> + 'static,
+        loss: L,
+    ) -> Result<Self> {
+        let optimizer = rebuild()?;
+        Ok(Self {
+            params,
+            optimizer,
+            restore: Restore::Rebuild(Box::new(rebuild)),
+            loss,
+            step: 0,
+        })
+    }
+
+    /// For an optimizer that is `Clone`: restored exactly after a range test.
+    pub fn cloning(params: P, optimizer: O, loss: L) -> Self
+    where
+        O: Clone,
+    {
+        Self {
+            params,
+            optimizer,
+            restore: Restore::Snapshot(O::clone),
+            loss,
+            step: 0,
+        }
+    }
+
+    /// The optimizer (its LR is the last one set).
+    pub fn optimizer(&self) -> &O {
+        &self.optimizer
+    }
+
+    /// The optimizer, to change more than the LR (momentum, through [`crate::Momentum`]).
+    pub fn optimizer_mut(&mut self) -> &mut O {
+        &mut self.optimizer
+    }
+
+    /// The weights.
+    pub fn params(&self) -> &P {
+        &self.params
+    }
+
+    /// Steps taken so far (the `i` the loss closure sees next).
+    pub fn steps(&self) -> usize {
+        self.step
+    }
+}
+
+impl<O, P, L> TrainStep for OptimizerStep<O, P, L>
+where
+    O: Optimizer,
+    P: Checkpoint,
+    L: FnMut(usize) -> candle_core::Result<Tensor>,
+{
+    type Error = candle_core::Error;
+
+    fn train_step(&mut self, lr: f64) -> candle_core::Result<f64> {
+        self.optimizer.set_learning_rate(lr);
+        let loss = (self.loss)(self.step)?;
+        self.optimizer.backward_step(&loss)?;
+        self.step += 1;
+        loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+    }
+}
+
+/// The weights' snapshot, the optimizer's (when it can be cloned) and the step count.
+pub struct OptimizerStepState<O, S> {
+    weights: S,
+    optimizer: Option<O>,
+    step: usize,
+}
+
+impl<O, P, L> Checkpoint for OptimizerStep<O, P, L>
+where
+    O: Optimizer,
+    P: Checkpoint,
+    L: FnMut(usize) -> candle_core::Result<Tensor>,
+{
+    type State = OptimizerStepState<O, P::State>;
+
+    fn save_state(&self) -> Result<Self::State> {
+        Ok(OptimizerStepState {
+            weights: self.params.save_state()?,
+            optimizer: match &self.restore {
+                Restore::Snapshot(copy) => Some(copy(&self.optimizer)),
+                Restore::Rebuild(_) => None,
+            },
+            step: self.step,
+        })
+    }
+
+    fn restore_state(&mut self, state: Self::State) -> Result<()> {
+        self.params.restore_state(state.weights)?;
+        if let Some(o) = state.optimizer {
+            self.optimizer = o;
+        } else if let Restore::Rebuild(make) = &mut self.restore {
+            self.optimizer = make()?;
+        }
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finder::{find_lr, SweepConfig};
+    use crate::optim::{AdamW, ParamsAdamW};
+    use candle_core::Device;
+    use candle_nn::{linear, Module, VarBuilder};
+    use std::ops::ControlFlow;
+
+    fn bits(varmap: &VarMap) -> Vec<Vec<u32>> {
+        let mut vars: Vec<_> = varmap.data().lock().unwrap().clone().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.iter()
+            .map(|(_, v)| {
+                v.flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn data() -> (Tensor, Tensor) {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 64., &dev)
+            .unwrap()
+            .affine(1.0 / 32.0, -1.0)
+            .unwrap()
+            .unsqueeze(1)
+            .unwrap();
+        let y = (&x * 3.0).unwrap().sin().unwrap();
+        (x, y)
+    }
+
+    fn sweep() -> SweepConfig {
+        SweepConfig {
+            min_lr: 1e-4,
+            max_lr: 1.0,
+            num_steps: 30,
+            ..SweepConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_cloneable_optimizer_and_the_weights_come_back_exactly() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let l1 = linear(1, 16, vb.pp("l1")).unwrap();
+        let l2 = linear(16, 1, vb.pp("l2")).unwrap();
+        let (x, y) = data();
+        let loss =
+            move |_i: usize| candle_nn::loss::mse(&l2.forward(&l1.forward(&x)?.tanh()?)?, &y);
+        let opt = AdamW::new(varmap.all_vars(), ParamsAdamW::default()).unwrap();
+        let mut step = OptimizerStep::cloning(varmap.clone(), opt, loss);
+        for _ in 0..3 {
+            step.train_step(0.01).unwrap();
+        }
+        let before = bits(&varmap);
+        let moments_before = step.optimizer().state_tensors().len();
+        let curve = find_lr(&mut step, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap();
+        assert!(curve.lrs.len() > 5);
+        assert_eq!(bits(&varmap), before);
+        assert_eq!(step.steps(), 3);
+        assert_eq!(step.optimizer().steps(), 3);
+        assert_eq!(step.optimizer().state_tensors().len(), moments_before);
+    }
+
+    #[test]
+    fn candle_nns_adamw_is_rebuilt_and_the_weights_come_back() {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let l1 = linear(1, 16, vb.pp("l1")).unwrap();
+        let l2 = linear(16, 1, vb.pp("l2")).unwrap();
+        let (x, y) = data();
+        let vars = varmap.clone();
+        let mut step = OptimizerStep::rebuilding(
+            varmap.clone(),
+            move || candle_nn::AdamW::new(vars.all_vars(), candle_nn::ParamsAdamW::default()),
+            move |_i| candle_nn::loss::mse(&l2.forward(&l1.forward(&x)?.tanh()?)?, &y),
+        )
+        .unwrap();
+        let before = bits(&varmap);
+        let curve = find_lr(&mut step, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap();
+        assert!(curve.lrs.len() > 5);
+        assert_eq!(bits(&varmap), before);
+        // A fresh optimizer: its LR is the factory's again, not the sweep's last.
+        assert_eq!(step.optimizer().learning_rate(), 0.001);
+        assert_eq!(step.steps(), 0);
+    }
+
+    #[test]
+    fn var_lists_restore_in_place() {
+        let w = Var::new(&[1f32, 2.], &Device::Cpu).unwrap();
+        let mut vars = vec![w.clone()];
+        let saved = vars.save_state().unwrap();
+        w.set(&Tensor::new(&[5f32, 6.], &Device::Cpu).unwrap())
+            .unwrap();
+        vars.restore_state(saved).unwrap();
+        assert_eq!(w.to_vec1::<f32>().unwrap(), [1., 2.]);
+    }
+}
