@@ -37,14 +37,7 @@ fn main() -> anyhow::Result<()> {
     );
     let report = RangeTestReport::new(about, &sweep, Rule::Fall, curve, Default::default());
     report.write(&out.join("custom_model.json"))?;
-    let (lrs, losses, smoothed) = report.curve.finite();
-    let figure = plot::RangeTestPlot {
-        lrs: &lrs,
-        losses: &losses,
-        smoothed: &smoothed,
-        suggestion: None,
-        title: "custom model".into(),
-    };
+    let figure = plot::RangeTestPlot::new(&report.curve, &report.analysis).title("custom model");
     plot::range_test(&out.join("custom_model.png"), &figure)?;
     let Some(lr) = report.suggested_lr else {
         anyhow::bail!("no suggestion: {:?}", report.analysis.no_suggestion);

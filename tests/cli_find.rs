@@ -70,6 +70,38 @@ fn svg_plot_marks_the_suggestion() {
 }
 
 #[test]
+fn show_rules_marks_every_rule_and_val_loss_names_the_axis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lrfind(tmp.path()).args([
+        "--min",
+        "1e-6",
+        "--max",
+        "1",
+        "--val-loss",
+        "--show-rules",
+        "--out",
+        "p.svg",
+        "--report",
+        "r.json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let svg = std::fs::read_to_string(tmp.path().join("p.svg")).unwrap();
+    let r = json(&tmp.path().join("r.json"));
+    let chosen = r["analysis"]["chosen_rule"].as_str().unwrap();
+    for o in r["analysis"]["rules"].as_array().unwrap() {
+        let rule = o["rule"].as_str().unwrap();
+        let label = match o["suggestion"]["lr"].as_f64() {
+            Some(lr) if rule == chosen => format!("{rule} {lr:.3e} (chosen)"),
+            Some(lr) => format!("{rule} {lr:.3e}"),
+            None => format!("{rule}: no suggestion"),
+        };
+        assert!(svg.contains(&label), "{label} not in the legend");
+    }
+    assert!(svg.contains("\nvalidation loss\n"), "y axis not named");
+    assert!(svg.contains("validation loss (smoothed)"));
+}
+
+#[test]
 fn real_mnist_slice_is_deterministic_given_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = fixture("mnist");

@@ -153,6 +153,8 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
         "OneCycleLR(max_lr=0.2)",
         "--out-dir",
         "one",
+        "--plot-format",
+        "svg",
         "-q",
     ]));
     assert_eq!(code, 0, "{err}");
@@ -166,6 +168,25 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
     // Per batch: the LR moved within an epoch; starts at max_lr/25, ends near max_lr/(25·1e4).
     assert!((m[0]["lr"].as_f64().unwrap() - 0.2 / 25.0).abs() < 1e-12);
     assert!(m[1]["lr_end"].as_f64().unwrap() < 1e-4);
+    // Every step's LR is recorded, so the peak between epoch boundaries reaches the plot.
+    let steps: Vec<f64> = m
+        .iter()
+        .flat_map(|e| e["step_lrs"].as_array().unwrap().clone())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(steps[0], m[0]["lr"].as_f64().unwrap());
+    let peak = steps.iter().copied().fold(0.0, f64::max);
+    assert!((peak - 0.2).abs() < 0.01, "{peak}");
+    assert!(m.iter().all(|e| e["lr"].as_f64().unwrap() < 0.9 * peak));
+    let svg = std::fs::read_to_string(d.join("one/curves.svg")).unwrap();
+    for s in [
+        "OneCycleLR(max_lr=0.2)",
+        "test loss",
+        "test accuracy (%)",
+        "log scale",
+    ] {
+        assert!(svg.contains(s), "curves.svg lacks {s}");
+    }
     let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
         "0.1",
@@ -187,6 +208,8 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
         .collect();
     // threshold=10 (rel): no epoch counts as an improvement after the first, so it halves.
     assert_eq!(m[1]["lr"].as_f64(), Some(0.05));
+    // Stepped per epoch: the LR held all epoch, nothing per step is recorded.
+    assert!(m.iter().all(|e| e.get("step_lrs").is_none()));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use anyhow::Result;
 use lrfind::check::{read_baseline, run_check, CheckConfig, CheckReport};
 
 use super::invalid;
+use lrfind::learner::StepLoss;
 use lrfind::plot::{self, CheckCurve, CheckPlot, PlotFormat};
 use lrfind::report::atomic::{check_distinct, check_writable};
 
@@ -185,6 +186,11 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
                 r.settings.optimizer.name(),
                 r.rule
             ),
+            y_label: match r.settings.step_loss {
+                StepLoss::Validation { .. } => "smoothed validation loss",
+                StepLoss::TrainBatch => "smoothed loss",
+            }
+            .into(),
         },
     )?;
     Ok(())

@@ -9,6 +9,7 @@ use clap::Args;
 use super::args::{SetupArgs, SweepArgs};
 use super::progress;
 use anyhow::Result;
+use lrfind::learner::StepLoss;
 use lrfind::plot::{self, PlotFormat, RangeTestPlot};
 use lrfind::report::atomic::{check_distinct, check_writable};
 use lrfind::report::RangeTestReport;
@@ -22,6 +23,9 @@ pub struct FindArgs {
     /// Plot loss vs LR to this file (.png or .svg)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Mark every rule's suggestion on the plot (the chosen one emphasised)
+    #[arg(long, help_heading = "Output")]
+    pub show_rules: bool,
     /// Where to write the JSON report
     #[arg(
         long,
@@ -72,7 +76,7 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     // The measurement first: if the plot cannot be written (disk full), the report is kept.
     report.write(&args.report)?;
     if let Some(out) = &args.out {
-        write_plot(&report, out)?;
+        write_plot(&report, out, args.show_rules)?;
     }
 
     let summary = summary(&report, args);
@@ -85,33 +89,22 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     Ok(if report.suggested_lr.is_some() { 0 } else { 1 })
 }
 
-fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
-    let (lrs, losses, smoothed) = report.curve.finite();
-    let suggestion = report
-        .analysis
-        .suggestion
-        .as_ref()
-        .map(|s| plot::Suggestion {
-            lr: s.lr,
-            loss: s.loss,
-            label: format!("suggested {:.3e} ({})", s.lr, s.rule),
-        });
+fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool) -> Result<()> {
     let title = format!(
         "LR range test: {} on {}, {}",
         report.settings.model.name(),
         report.settings.data,
         report.settings.optimizer.name()
     );
-    plot::range_test(
-        out,
-        &RangeTestPlot {
-            lrs: &lrs,
-            losses: &losses,
-            smoothed: &smoothed,
-            suggestion,
-            title,
-        },
-    )?;
+    let y_label = match report.settings.step_loss {
+        StepLoss::Validation { .. } => "validation loss",
+        StepLoss::TrainBatch => "loss",
+    };
+    let figure = RangeTestPlot::new(&report.curve, &report.analysis)
+        .title(title)
+        .y_label(y_label)
+        .show_rules(show_rules);
+    plot::range_test(out, &figure)?;
     Ok(())
 }
 

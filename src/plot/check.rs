@@ -3,15 +3,16 @@
 
 use std::path::Path;
 
-use plotters::chart::SeriesLabelPosition;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::layout::Layout;
 use super::output::{draw_err, save, to_svg, Figure};
 use super::scale::{finite_span, interpolate, loss_view, Axis};
-use super::style::{self, Panel};
+use super::style::{self, Boxed, Mark, Panel, Series};
 use super::{format, PlotError};
 
+/// One seed's curve in the stability check.
 #[derive(Debug, Clone)]
 pub struct CheckCurve<'a> {
     pub label: String,
@@ -20,17 +21,22 @@ pub struct CheckCurve<'a> {
     pub suggestion: Option<f64>,
 }
 
+/// Every seed's smoothed curve, its suggestion, and the baseline suggestion if any.
 #[derive(Debug, Clone)]
 pub struct CheckPlot<'a> {
     pub curves: Vec<CheckCurve<'a>>,
     pub baseline: Option<f64>,
     pub title: String,
+    /// What the y axis measures, e.g. "smoothed loss" or "smoothed validation loss".
+    pub y_label: String,
 }
 
+/// Writes the check figure to `path` (`.png` or `.svg`, by extension).
 pub fn check(path: &Path, plot: &CheckPlot) -> Result<(), PlotError> {
     save(path, plot)
 }
 
+/// The check figure as an SVG document.
 pub fn check_svg(plot: &CheckPlot) -> Result<String, PlotError> {
     to_svg(plot)
 }
@@ -40,7 +46,7 @@ impl Figure for CheckPlot<'_> {
         (900, 600)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
         draw(root, self)
     }
 }
@@ -49,7 +55,10 @@ fn usable(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &CheckPlot) -> Result<(), PlotError> {
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    p: &CheckPlot,
+) -> Result<Layout, PlotError> {
     let lrs = p
         .curves
         .iter()
@@ -65,89 +74,94 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &CheckPlot) -> Res
     };
     let x = Axis::log(lr_lo, lr_hi);
     let y = Axis::linear(y_lo, y_hi);
-    let area = style::titled(root, &p.title)?;
-    let mut chart = style::panel(
-        &area,
-        &Panel {
-            x: &x,
-            y: &y,
-            x_desc: Some("learning rate (log scale)"),
-            y_desc: "smoothed loss",
-        },
-    )?;
+    let mut layout = Layout::default();
+    let area = style::titled(root, &p.title, &mut layout)?;
 
-    // The band first, under everything.
     let sugg: Vec<f64> = p
         .curves
         .iter()
         .filter_map(|c| c.suggestion)
         .filter(|&v| usable(v))
         .collect();
-    if let (Some((s_lo, s_hi)), Some(a), Some(b)) = (
-        finite_span(sugg.iter().copied()),
-        sugg.iter()
-            .copied()
-            .reduce(f64::min)
-            .and_then(|v| x.coord(v)),
-        sugg.iter()
-            .copied()
-            .reduce(f64::max)
-            .and_then(|v| x.coord(v)),
-    ) {
-        let (y0, y1) = y.range();
-        let band = style::series_color(7).mix(0.18);
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(a, y0), (b.max(a), y1)],
-                band.filled(),
-            )))
-            .map_err(draw_err)?
-            .label(format!(
-                "suggestions {} – {}",
-                format::lr(s_lo),
-                format::lr(s_hi)
-            ))
-            .legend(move |(px, py)| {
-                Rectangle::new([(px - 12, py - 6), (px + 12, py + 6)], band.filled())
-            });
+    let band = finite_span(sugg.iter().copied());
+    let band_color = style::series_color(7).mix(0.18);
+    let mut entries = Vec::new();
+    if let Some((s_lo, s_hi)) = band {
+        entries.push((
+            Mark::Band(band_color),
+            format!("suggestions {} – {}", format::lr(s_lo), format::lr(s_hi)),
+        ));
     }
-
+    let mut series = Vec::new();
+    let mut avoid = Vec::new();
     for (i, c) in p.curves.iter().enumerate() {
         let color = style::series_color(i);
-        let pts: Vec<Option<(f64, f64)>> = c
+        let points: Vec<Option<(f64, f64)>> = c
             .lrs
             .iter()
             .zip(c.smoothed)
             .map(|(&lr, &v)| Some((x.coord(lr)?, y.coord(v)?)))
             .collect();
-        style::line(
-            &mut chart,
-            &x,
-            &y,
-            &pts,
-            color.stroke_width(2),
-            Some(&c.label),
-        )?;
+        let s = color.stroke_width(2);
+        entries.push((Mark::Line(s), c.label.clone()));
         if let Some(xc) = c.suggestion.filter(|&v| usable(v)).and_then(|v| x.coord(v)) {
-            style::vline(&mut chart, &y, xc, color.mix(0.6).stroke_width(1), None)?;
-            let curve: Vec<(f64, f64)> = pts.iter().flatten().copied().collect();
+            avoid.push(style::vline_path(xc));
+        }
+        series.push(Series {
+            points,
+            style: s,
+            dots: None,
+        });
+    }
+    let dark = style::DARK.stroke_width(2);
+    let baseline = p.baseline.filter(|&v| usable(v));
+    if let Some(b) = baseline {
+        entries.push((Mark::Dashed(dark), format!("baseline {}", format::lr(b))));
+        if let Some(xc) = x.coord(b) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    let mut framed = style::framed(
+        &area,
+        &Panel {
+            x: &x,
+            y: &y,
+            x_desc: Some("learning rate (log scale)"),
+            y_desc: &p.y_label,
+        },
+        &series,
+        &avoid,
+        vec![Boxed::Legend(entries)],
+    )?;
+    let y = framed.y.clone();
+    // The band under the guides (drawn after the curves here, but translucent).
+    if let (Some((s_lo, s_hi)), true) = (band, !sugg.is_empty()) {
+        if let (Some(a), Some(b)) = (x.coord(s_lo), x.coord(s_hi)) {
+            let (y0, y1) = y.range();
+            framed
+                .chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(a, y0), (b.max(a), y1)],
+                    band_color.filled(),
+                )))
+                .map_err(draw_err)?;
+        }
+    }
+    for (i, (c, s)) in p.curves.iter().zip(&series).enumerate() {
+        let color = style::series_color(i);
+        if let Some(xc) = c.suggestion.filter(|&v| usable(v)).and_then(|v| x.coord(v)) {
+            style::vline(&mut framed.chart, &y, xc, color.mix(0.6).stroke_width(1))?;
+            let curve: Vec<(f64, f64)> = s.points.iter().flatten().copied().collect();
             if let Some(yc) = interpolate(&curve, xc).filter(|&c| y.contains(c)) {
-                style::highlight(&mut chart, (xc, yc), 5, color)?;
+                style::highlight(&mut framed.chart, (xc, yc), 5, color)?;
             }
         }
     }
-    if let Some(xc) = p.baseline.filter(|&v| usable(v)).and_then(|v| x.coord(v)) {
-        let label = format!("baseline {}", format::lr(p.baseline.unwrap_or_default()));
-        style::vline(
-            &mut chart,
-            &y,
-            xc,
-            style::DARK.stroke_width(2),
-            Some(&label),
-        )?;
+    if let Some(xc) = baseline.and_then(|v| x.coord(v)) {
+        style::vline(&mut framed.chart, &y, xc, dark)?;
     }
-    style::legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
-    Ok(())
+    layout.panels.push(framed.finish()?);
+    Ok(layout)
 }
 
 #[cfg(test)]
@@ -181,6 +195,7 @@ mod tests {
             ],
             baseline: Some(2e-3),
             title: "check".into(),
+            y_label: "smoothed loss".into(),
         })
         .unwrap();
         for s in ["seed 0", "seed 1", "suggestions", "baseline 2e-3"] {
@@ -195,6 +210,7 @@ mod tests {
             curves: vec![],
             baseline: None,
             title: "x".into(),
+            y_label: "smoothed loss".into(),
         })
         .unwrap();
         assert!(none.contains("no curves"));

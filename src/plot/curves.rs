@@ -2,31 +2,45 @@
 
 use std::path::Path;
 
-use plotters::chart::SeriesLabelPosition;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::layout::Layout;
 use super::output::{save, to_svg, Figure};
 use super::scale::{finite_span, padded, Axis};
-use super::style::{self, Panel};
+use super::style::{self, Boxed, Mark, Panel, Series};
 use super::PlotError;
 
-/// One training run, one entry per finished epoch.
+/// One training run, one entry per finished epoch (epoch `e` is drawn at x = e, the end of
+/// its training; the LR it trained with spans e - 1 to e).
 #[derive(Debug, Clone)]
 pub struct CurvesPlot<'a> {
+    /// The finished epochs, 1-based.
     pub epochs: &'a [usize],
+    /// Mean training loss of each epoch.
     pub train_loss: &'a [f64],
-    pub val_loss: &'a [f64],
-    /// In [0, 1]; drawn as percent.
-    pub val_accuracy: &'a [f64],
+    /// Loss on the held-out split named by `eval_split`.
+    pub eval_loss: &'a [f64],
+    /// Accuracy on that split, in [0, 1]; drawn as percent.
+    pub eval_accuracy: &'a [f64],
+    /// What the held-out split is, as the labels should say it: "test" when the evaluation
+    /// data is the test set, "validation" for a split carved from the training data.
+    pub eval_split: String,
+    /// LR at each epoch's first step.
     pub lr: &'a [f64],
+    /// `(epoch position, LR)` of every optimizer step when the LR changes within epochs
+    /// (step `j` of `n` in epoch `e` at `e - 1 + j / n`); empty to draw `lr` per epoch.
+    pub step_lr: &'a [(f64, f64)],
+    /// Usually the model, data, optimizer, LR and scheduler.
     pub title: String,
 }
 
+/// Writes the curves figure to `path` (`.png` or `.svg`, by extension).
 pub fn curves(path: &Path, plot: &CurvesPlot) -> Result<(), PlotError> {
     save(path, plot)
 }
 
+/// The curves figure as an SVG document.
 pub fn curves_svg(plot: &CurvesPlot) -> Result<String, PlotError> {
     to_svg(plot)
 }
@@ -36,53 +50,58 @@ impl Figure for CurvesPlot<'_> {
         (900, 900)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
         draw(root, self)
     }
 }
 
-/// One labelled per-epoch series: a line with a dot at each epoch (`None` values are gaps).
-fn epoch_line<DB: DrawingBackend>(
-    chart: &mut style::Chart<DB>,
-    x: &Axis,
-    y: &Axis,
-    epochs: &[usize],
-    values: &[f64],
-    color: RGBColor,
-    label: &str,
-) -> Result<(), PlotError> {
-    let points: Vec<Option<(f64, f64)>> = epochs
+/// A per-epoch series: a line with a dot at each epoch (non-finite values are gaps).
+fn epoch_series(y: &Axis, epochs: &[usize], values: &[f64], color: RGBColor) -> Series {
+    let points = epochs
         .iter()
         .zip(values)
         .map(|(&e, &v)| y.coord(v).map(|c| (e as f64, c)))
         .collect();
-    style::line(chart, x, y, &points, color.stroke_width(3), Some(label))?;
-    style::markers(chart, x, y, &points, 4, color)
+    Series {
+        points,
+        style: color.stroke_width(3),
+        dots: Some((4, color)),
+    }
 }
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     p: &CurvesPlot,
-) -> Result<(), PlotError> {
+) -> Result<Layout, PlotError> {
     let Some((e_lo, e_hi)) = finite_span(p.epochs.iter().map(|&e| e as f64)) else {
         return style::empty(root, &p.title, "no finished epoch to plot");
     };
-    // One epoch still gets a readable axis around it.
-    let x = Axis::integer(e_lo - 0.5, e_hi + 0.5);
-    let area = style::titled(root, &p.title)?;
+    // From the start of the first epoch shown, with room for the last epoch's dot.
+    let x = Axis::integer(e_lo - 1.0, e_hi + 0.04 * (e_hi - e_lo + 1.0));
+    let mut layout = Layout::default();
+    let area = style::titled(root, &p.title, &mut layout)?;
     let panels = area.split_evenly((3, 1));
+    let split = p.eval_split.trim();
+    let split = if split.is_empty() { "held-out" } else { split };
 
-    // Losses.
+    // Losses: train and held-out, so the legend names both.
     let losses = p
         .train_loss
         .iter()
-        .chain(p.val_loss)
+        .chain(p.eval_loss)
         .copied()
         .filter(|v| v.is_finite());
     if let Some((lo, hi)) = finite_span(losses) {
         let (lo, hi) = padded(lo, hi, 0.08);
         let y = Axis::linear(lo.max(0.0), hi);
-        let mut chart = style::panel(
+        let orange = style::series_color(1);
+        let train = epoch_series(&y, p.epochs, p.train_loss, style::BLUE);
+        let eval = epoch_series(&y, p.epochs, p.eval_loss, orange);
+        let legend = Boxed::Legend(vec![
+            (Mark::LineDot(train.style), "train loss".into()),
+            (Mark::LineDot(eval.style), format!("{split} loss")),
+        ]);
+        let framed = style::framed(
             &panels[0],
             &Panel {
                 x: &x,
@@ -90,128 +109,165 @@ fn draw<DB: DrawingBackend>(
                 x_desc: None,
                 y_desc: "loss",
             },
+            &[train, eval],
+            &[],
+            vec![legend],
         )?;
-        epoch_line(
-            &mut chart,
-            &x,
-            &y,
-            p.epochs,
-            p.train_loss,
-            style::BLUE,
-            "train loss",
-        )?;
-        let orange = style::series_color(1);
-        epoch_line(
-            &mut chart,
-            &x,
-            &y,
-            p.epochs,
-            p.val_loss,
-            orange,
-            "validation loss",
-        )?;
-        style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        layout.panels.push(framed.finish()?);
     }
 
-    // Accuracy, in percent.
-    let acc: Vec<f64> = p.val_accuracy.iter().map(|a| a * 100.0).collect();
+    // Accuracy, in percent: one series, named by the axis.
+    let acc: Vec<f64> = p.eval_accuracy.iter().map(|a| a * 100.0).collect();
     if let Some((lo, hi)) = finite_span(acc.iter().copied()) {
         let (lo, hi) = padded(lo, hi, 0.15);
         let y = Axis::linear(lo.max(0.0), hi.min(100.0).max(lo + 0.1));
-        let mut chart = style::panel(
+        let desc = format!("{split} accuracy (%)");
+        let framed = style::framed(
             &panels[1],
             &Panel {
                 x: &x,
                 y: &y,
                 x_desc: None,
-                y_desc: "val accuracy (%)",
+                y_desc: &desc,
             },
+            &[epoch_series(&y, p.epochs, &acc, style::series_color(2))],
+            &[],
+            Vec::new(),
         )?;
-        let green = style::series_color(2);
-        epoch_line(
-            &mut chart,
-            &x,
-            &y,
-            p.epochs,
-            &acc,
-            green,
-            "validation accuracy",
-        )?;
-        style::legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        layout.panels.push(framed.finish()?);
     }
 
-    // Learning rate: log scale when it spans more than a decade.
-    let lrs = p.lr.iter().copied().filter(|v| v.is_finite() && *v > 0.0);
-    if let Some((lo, hi)) = finite_span(lrs) {
-        let y = if hi / lo > 10.0 {
-            Axis::log(lo, hi)
+    // Learning rate: every step when recorded, else a step function per epoch; log scale
+    // when it spans more than a decade.
+    let per_step: Vec<(f64, f64)> = p
+        .step_lr
+        .iter()
+        .copied()
+        .filter(|(e, v)| e.is_finite() && v.is_finite() && *v > 0.0)
+        .collect();
+    // Each epoch's LR held from e - 1 to e: a staircase, without repeated corners (a
+    // zero-length segment makes a notch in a thick plotters line).
+    let mut per_epoch: Vec<(f64, f64)> = Vec::new();
+    for (&e, &v) in p.epochs.iter().zip(p.lr) {
+        if !(v.is_finite() && v > 0.0) {
+            continue;
+        }
+        let (start, end) = ((e as f64 - 1.0, v), (e as f64, v));
+        match per_epoch.last_mut() {
+            // The same LR as the epoch before: extend its step.
+            Some(last) if *last == start => *last = end,
+            _ => per_epoch.extend([start, end]),
+        }
+    }
+    let pts = if per_step.is_empty() {
+        &per_epoch
+    } else {
+        &per_step
+    };
+    if let Some((lo, hi)) = finite_span(pts.iter().map(|p| p.1)) {
+        let log = hi / lo > 10.0;
+        let y = if log {
+            Axis::log(lo / 1.3, hi * 1.3)
         } else {
             Axis::linear(0.0, hi * 1.1)
         };
-        let mut chart = style::panel(
+        let desc = if log {
+            "learning rate (log scale)"
+        } else {
+            "learning rate"
+        };
+        let purple = style::series_color(4);
+        let series = Series {
+            points: pts.iter().map(|&(e, v)| Some((e, y.coord(v)?))).collect(),
+            style: purple.stroke_width(if per_step.is_empty() { 3 } else { 2 }),
+            dots: None,
+        };
+        let framed = style::framed(
             &panels[2],
             &Panel {
                 x: &x,
                 y: &y,
                 x_desc: Some("epoch"),
-                y_desc: "learning rate",
+                y_desc: desc,
             },
+            &[series],
+            &[],
+            Vec::new(),
         )?;
-        let purple = style::series_color(4);
-        epoch_line(
-            &mut chart,
-            &x,
-            &y,
-            p.epochs,
-            p.lr,
-            purple,
-            "LR at epoch start",
-        )?;
-        style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        layout.panels.push(framed.finish()?);
     }
-    Ok(())
+    Ok(layout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::output::render_svg;
 
-    #[test]
-    fn three_panels_with_labels_and_a_single_epoch_works() {
-        let svg = curves_svg(&CurvesPlot {
+    fn plot<'a>(step_lr: &'a [(f64, f64)], lr: &'a [f64]) -> CurvesPlot<'a> {
+        CurvesPlot {
             epochs: &[1, 2, 3],
             train_loss: &[0.5, 0.2, 0.1],
-            val_loss: &[0.3, 0.2, 0.15],
-            val_accuracy: &[0.9, 0.95, 0.97],
-            lr: &[0.1, 0.01, 0.001],
-            title: "run".into(),
-        })
-        .unwrap();
+            eval_loss: &[0.3, 0.2, 0.15],
+            eval_accuracy: &[0.9, 0.95, 0.97],
+            eval_split: "test".into(),
+            lr,
+            step_lr,
+            title: "mlp on mnist, adam at 1e-2, StepLR(step_size=1, gamma=0.1)".into(),
+        }
+    }
+
+    #[test]
+    fn panels_name_the_split_and_a_single_epoch_works() {
+        let (svg, layout) = render_svg(&plot(&[], &[0.1, 0.01, 0.001])).unwrap();
         for s in [
             "train loss",
-            "validation loss",
-            "validation accuracy",
-            "learning rate",
+            "test loss",
+            "test accuracy (%)",
+            "learning rate (log scale)",
             "epoch",
+            "StepLR(step_size=1, gamma=0.1)",
         ] {
             assert!(svg.contains(s), "missing {s}");
         }
+        assert!(!svg.contains("validation"));
+        // Only the loss panel has two series, so only it has a legend, off the data.
+        assert_eq!(layout.panels.len(), 3);
+        let legends: Vec<_> = layout.panels.iter().filter_map(|p| p.legend()).collect();
+        assert_eq!(legends.len(), 1);
+        let loss = &layout.panels[0];
+        let l = loss.legend().unwrap();
+        assert_eq!(l.lines, ["train loss", "test loss"]);
+        assert_eq!(loss.data.iter().filter(|p| l.rect.contains(**p)).count(), 0);
+        // A later real validation split just changes the labels.
+        let mut v = plot(&[], &[0.1, 0.1, 0.1]);
+        v.eval_split = "validation".into();
+        let svg = curves_svg(&v).unwrap();
+        assert!(svg.contains("validation loss") && svg.contains("validation accuracy (%)"));
+        assert!(!svg.contains("test loss"));
+        // A flat LR is on a linear axis, and says nothing about a log scale.
+        assert!(svg.contains("\nlearning rate\n") && !svg.contains("log scale"));
+
         let one = curves_svg(&CurvesPlot {
             epochs: &[1],
             train_loss: &[0.5],
-            val_loss: &[f64::NAN],
-            val_accuracy: &[0.9],
+            eval_loss: &[f64::NAN],
+            eval_accuracy: &[0.9],
+            eval_split: "test".into(),
             lr: &[0.1],
+            step_lr: &[],
             title: "one".into(),
         })
         .unwrap();
-        assert!(one.contains("validation accuracy"));
+        assert!(one.contains("test accuracy"));
         assert!(curves_svg(&CurvesPlot {
             epochs: &[],
             train_loss: &[],
-            val_loss: &[],
-            val_accuracy: &[],
+            eval_loss: &[],
+            eval_accuracy: &[],
+            eval_split: String::new(),
             lr: &[],
+            step_lr: &[],
             title: "none".into()
         })
         .unwrap()
@@ -219,21 +275,36 @@ mod tests {
     }
 
     #[test]
+    fn per_step_lrs_show_a_one_cycle_peak_between_epochs() {
+        // A one-cycle shape over 3 epochs of 10 steps, peaking inside epoch 1.
+        let steps: Vec<(f64, f64)> = (0..30)
+            .map(|i| {
+                let lr = if i <= 5 {
+                    0.004 + 0.096 * i as f64 / 5.0
+                } else {
+                    0.1 - 0.099 * (i - 5) as f64 / 24.0
+                };
+                (i as f64 / 10.0, lr)
+            })
+            .collect();
+        let starts = [steps[0].1, steps[10].1, steps[20].1];
+        let (_, layout) = render_svg(&plot(&steps, &starts)).unwrap();
+        let lr = &layout.panels[2];
+        // The peak (0.1) is inside the view although no epoch starts near it.
+        let peak = steps.iter().map(|s| s.1).fold(0.0, f64::max);
+        assert!(starts.iter().all(|&s| s < 0.9 * peak));
+        assert!(lr.y.contains(lr.y.coord(peak).unwrap()));
+        assert!(lr.y.is_log() && lr.y_desc.contains("log scale"));
+        // Every step is drawn: the traced pixels span the first epoch too.
+        let min_x = lr.data.iter().map(|p| p.0).min().unwrap();
+        assert!(min_x <= lr.plot.x0 + 2, "{min_x} vs {}", lr.plot.x0);
+    }
+
+    #[test]
     fn png_is_written_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("curves.png");
-        curves(
-            &p,
-            &CurvesPlot {
-                epochs: &[1, 2],
-                train_loss: &[1.0, 0.5],
-                val_loss: &[0.9, 0.6],
-                val_accuracy: &[0.5, 0.7],
-                lr: &[0.1, 0.1],
-                title: "t".into(),
-            },
-        )
-        .unwrap();
+        curves(&p, &plot(&[], &[0.1, 0.1, 0.1])).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -4,7 +4,11 @@
 //! an SVG file and an SVG string (tests, embedding). Files go through
 //! [`crate::report::atomic`], so a failed plot never leaves a half-written file behind.
 //! Fonts come from the `dejavu` crate and are registered on first use: no system fonts are
-//! needed and callers have nothing to set up.
+//! needed and callers have nothing to set up. PNG text is laid out by `text` (subpixel
+//! glyph positions, kerning, a real bold face), matching the SVG's.
+//!
+//! Legends and notes are placed where they cover no data (the y axis gets headroom when no
+//! spot is free), and a legend with a single entry is left out: the axis names the line.
 //!
 //! The drawing functions need the cargo feature `plot` (on by default); [`PlotFormat`] and
 //! [`PlotError`] are always there, so code that names a figure's path builds without it.
@@ -16,6 +20,8 @@ mod curves;
 #[cfg(feature = "plot")]
 mod format;
 #[cfg(feature = "plot")]
+mod layout;
+#[cfg(feature = "plot")]
 mod output;
 #[cfg(feature = "plot")]
 mod range_test;
@@ -25,6 +31,8 @@ mod scale;
 mod schedule;
 #[cfg(feature = "plot")]
 mod style;
+#[cfg(feature = "plot")]
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +41,7 @@ pub use check::{check, check_svg, CheckCurve, CheckPlot};
 #[cfg(feature = "plot")]
 pub use curves::{curves, curves_svg, CurvesPlot};
 #[cfg(feature = "plot")]
-pub use range_test::{range_test, range_test_svg, RangeTestPlot, Suggestion};
+pub use range_test::{range_test, range_test_svg, RangeTestPlot};
 #[cfg(feature = "plot")]
 pub use schedule::{schedule, schedule_svg, SchedulePlot};
 

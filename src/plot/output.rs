@@ -7,13 +7,16 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
+use super::layout::Layout;
+use super::text::CrispText;
 use super::{PlotError, PlotFormat};
 use crate::report::atomic::write_atomic;
 
-/// A figure: a fixed size and one generic drawing routine shared by every backend.
+/// A figure: a fixed size and one generic drawing routine shared by every backend, which
+/// reports what it placed where.
 pub(crate) trait Figure {
     fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError>;
 }
 
 /// Maps any plotters drawing error into ours (backend error types differ per backend).
@@ -45,14 +48,20 @@ pub(crate) fn ensure_fonts() -> Result<(), PlotError> {
 
 /// Renders `fig` as an SVG document in memory.
 pub(crate) fn to_svg<F: Figure>(fig: &F) -> Result<String, PlotError> {
+    Ok(render_svg(fig)?.0)
+}
+
+/// Renders `fig` as SVG and returns the document with the layout it was drawn with.
+pub(crate) fn render_svg<F: Figure>(fig: &F) -> Result<(String, Layout), PlotError> {
     ensure_fonts()?;
     let mut svg = String::new();
-    {
+    let layout = {
         let root = SVGBackend::with_string(&mut svg, fig.size()).into_drawing_area();
-        fig.draw(&root)?;
+        let layout = fig.draw(&root)?;
         root.present().map_err(draw_err)?;
-    }
-    Ok(svg)
+        layout
+    };
+    Ok((svg, layout))
 }
 
 /// Writes `fig` to `path`, in the format its extension names, atomically.
@@ -71,7 +80,7 @@ pub(crate) fn save<F: Figure>(path: &Path, fig: &F) -> Result<(), PlotError> {
             let (w, h) = fig.size();
             let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
             {
-                let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                let root = CrispText(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
                 fig.draw(&root)?;
                 root.present().map_err(draw_err)?;
             }

@@ -1,35 +1,77 @@
 //! The LR range test figure: loss against learning rate on a log axis, with the suggestion.
+//!
+//! It takes the finder's own types, so a custom model's sweep draws the same figure as the
+//! command line's: `plot::range_test(path, &RangeTestPlot::new(&curve, &analysis))`.
 
 use std::path::Path;
 
-use plotters::chart::SeriesLabelPosition;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::layout::{wrap, Layout};
 use super::output::{save, to_svg, Figure};
 use super::scale::{finite_span, interpolate, loss_view, Axis};
-use super::style::{self, Panel};
+use super::style::{self, Boxed, Mark, Panel, Series};
 use super::{format, PlotError};
+use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion, Window};
 
-/// The learning rate a finder suggests, and where it sits on the smoothed curve.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
-    pub lr: f64,
-    /// Smoothed loss at `lr`; if not finite, the point is placed on the smoothed curve.
-    pub loss: f64,
-    /// Text shown next to the marker, e.g. "suggested 3.16e-3 (steepest)". When empty, the
-    /// figure writes "suggested <lr>".
-    pub label: String,
-}
+/// Below this relative fall from its starting level to its minimum, the smoothed loss counts
+/// as flat on the figure: no learning rate in the range trained the model. (A curve that only
+/// starts to fall at the end of the range falls more than this and reads as pinned.)
+pub(crate) const FLAT_FALL: f64 = 0.02;
 
-/// Loss vs LR of an LR range test.
+/// Loss vs LR of an LR range test: the measured [`Curve`] and what
+/// [`analyse`](crate::finder::analyse) made of it.
+///
+/// ```no_run
+/// # fn demo(curve: &lrfind::finder::Curve, analysis: &lrfind::finder::Analysis) -> Result<(), lrfind::plot::PlotError> {
+/// use lrfind::plot::{self, RangeTestPlot};
+/// let figure = RangeTestPlot::new(curve, analysis)
+///     .title("LR range test: my model")
+///     .show_rules(true);
+/// plot::range_test(std::path::Path::new("lr.png"), &figure)?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RangeTestPlot<'a> {
-    pub lrs: &'a [f64],
-    pub losses: &'a [f64],
-    pub smoothed: &'a [f64],
-    pub suggestion: Option<Suggestion>,
-    pub title: String,
+    curve: &'a Curve,
+    analysis: &'a Analysis,
+    title: String,
+    y_label: String,
+    show_rules: bool,
+}
+
+impl<'a> RangeTestPlot<'a> {
+    /// The figure of `curve` with the chosen suggestion of `analysis`, titled "LR range test".
+    pub fn new(curve: &'a Curve, analysis: &'a Analysis) -> Self {
+        Self {
+            curve,
+            analysis,
+            title: "LR range test".into(),
+            y_label: "loss".into(),
+            show_rules: false,
+        }
+    }
+
+    /// Replaces the title (wrapped to the figure's width when long).
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = title.into();
+        self
+    }
+
+    /// What the y axis measures, e.g. "validation loss" when each step was scored on held-out
+    /// data; the default is "loss".
+    pub fn y_label(mut self, label: impl Into<String>) -> Self {
+        self.y_label = label.into();
+        self
+    }
+
+    /// Also mark every rule's suggestion on the curve, each labelled in the legend (the
+    /// chosen one emphasised), as fastai's `lr_find(suggest_funcs=…)` does.
+    pub fn show_rules(mut self, show: bool) -> Self {
+        self.show_rules = show;
+        self
+    }
 }
 
 /// Writes the range-test figure to `path` (`.png` or `.svg`, by extension).
@@ -47,8 +89,45 @@ impl Figure for RangeTestPlot<'_> {
         (900, 600)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
         draw(root, self)
+    }
+}
+
+/// Colour of a rule's marker: fixed per rule, so figures compare at a glance; never the
+/// curve's blue or the chosen suggestion's red.
+fn rule_color(rule: Rule) -> RGBColor {
+    let i = Rule::ALL.iter().position(|&r| r == rule).unwrap_or(0);
+    style::series_color([1, 2, 4, 5, 6, 9][i % 6])
+}
+
+/// How far the smoothed loss fell from the level it started descending from to its minimum,
+/// relative to that level, past the first `skip` points (the EMA's warm-up, which the rules
+/// skip too); `None` without two finite points.
+pub(crate) fn relative_fall(smoothed: &[f64], skip: usize) -> Option<f64> {
+    let tail = smoothed.get(skip.min(smoothed.len() / 4)..)?;
+    let (min, _) = finite_span(tail.iter().copied())?;
+    let argmin = tail.iter().position(|&v| v == min)?;
+    let start = tail[..=argmin]
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    (tail.len() >= 2).then(|| {
+        if start.abs() > 0.0 {
+            (start - min) / start.abs()
+        } else {
+            0.0
+        }
+    })
+}
+
+/// A fraction as a percentage with two significant digits at most: "0.16%", "3.2%", "41%".
+fn percent(f: f64) -> String {
+    let p = 100.0 * f.max(0.0);
+    match p {
+        p if p < 1.0 => format!("{p:.2}%"),
+        p if p < 10.0 => format!("{p:.1}%"),
+        p => format!("{p:.0}%"),
     }
 }
 
@@ -60,12 +139,71 @@ fn pairs(lrs: &[f64], values: &[f64]) -> Vec<Option<(f64, f64)>> {
         .collect()
 }
 
+/// A suggested LR as the command line's summary prints it, so the two read the same.
+fn suggested(lr: f64) -> String {
+    format!("{lr:.3e}")
+}
+
+fn usable(s: &Suggestion) -> bool {
+    s.lr.is_finite() && s.lr > 0.0
+}
+
+/// The sentences the figure writes about the curve itself: flat, pinned, or no suggestion.
+fn warnings(plot: &RangeTestPlot, smoothed: &[f64], max_chars: f64) -> Vec<String> {
+    let a = plot.analysis;
+    let fall = relative_fall(smoothed, Window::default().skip_start);
+    let flat = matches!(a.no_suggestion, Some(NoSuggestion::NoDescent))
+        || fall.is_some_and(|f| f < FLAT_FALL);
+    let top = plot
+        .curve
+        .lrs
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .reduce(f64::max);
+    let top = top.map_or("?".into(), format::lr);
+    let mut text = String::new();
+    let fell = percent(fall.unwrap_or(0.0));
+    if flat && a.pinned_by_max {
+        text = format!(
+            "Flat and pinned by the range: the smoothed {} fell only {fell} and never turned upward up to the largest LR tried ({top}), so no learning rate in the range has trained the model yet; try higher ones.",
+            plot.y_label
+        );
+    } else if flat {
+        text = format!(
+            "Flat curve: the smoothed {} fell only {fell} before it rose, so no learning rate in the range trained the model; try lower ones.",
+            plot.y_label
+        );
+    } else if a.pinned_by_max {
+        text = format!(
+            "Pinned by the range: the {} never turned upward up to the largest LR tried ({top}), so the suggestion is bounded by max_lr, not by an observed blow-up; widen the range.",
+            plot.y_label
+        );
+    }
+    if let (None, Some(why)) = (&a.suggestion, &a.no_suggestion) {
+        if !flat {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&format!(
+                "No suggestion from the {} rule: {why}.",
+                a.chosen_rule
+            ));
+        }
+    }
+    if text.is_empty() {
+        return Vec::new();
+    }
+    wrap(&text, style::NOTE_SIZE, false, max_chars, 5)
+}
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     plot: &RangeTestPlot,
-) -> Result<(), PlotError> {
-    let raw = pairs(plot.lrs, plot.losses);
-    let smooth = pairs(plot.lrs, plot.smoothed);
+) -> Result<Layout, PlotError> {
+    let (lrs, losses, smoothed) = plot.curve.finite();
+    let raw = pairs(&lrs, &losses);
+    let smooth = pairs(&lrs, &smoothed);
     let has_smooth = smooth.iter().any(Option::is_some);
     // Without a smoothed curve the raw loss is the main line.
     let (main, faint) = if has_smooth {
@@ -73,18 +211,27 @@ fn draw<DB: DrawingBackend>(
     } else {
         (raw, Vec::new())
     };
-    let suggestion = plot
-        .suggestion
-        .as_ref()
-        .filter(|s| s.lr.is_finite() && s.lr > 0.0);
+    let a = plot.analysis;
+    let chosen = a.suggestion.as_ref().filter(|s| usable(s));
+    // With --show-rules every rule that suggested something; otherwise the chosen one only.
+    let shown: Vec<&Suggestion> = if plot.show_rules {
+        a.rules
+            .iter()
+            .filter_map(|o| o.suggestion.as_ref())
+            .filter(|s| usable(s))
+            .collect()
+    } else {
+        chosen.into_iter().collect()
+    };
 
-    let lrs = main
+    let all_lrs = main
         .iter()
         .chain(&faint)
         .flatten()
         .map(|p| p.0)
-        .chain(suggestion.map(|s| s.lr));
-    let (Some((lr_lo, lr_hi)), true) = (finite_span(lrs), main.iter().any(Option::is_some)) else {
+        .chain(shown.iter().map(|s| s.lr));
+    let (Some((lr_lo, lr_hi)), true) = (finite_span(all_lrs), main.iter().any(Option::is_some))
+    else {
         return style::empty(root, &plot.title, "no finite loss values to plot");
     };
     let values = |pts: &[Option<(f64, f64)>]| pts.iter().flatten().map(|p| p.1).collect();
@@ -94,17 +241,6 @@ fn draw<DB: DrawingBackend>(
     };
     let x = Axis::log(lr_lo, lr_hi);
     let y = Axis::linear(y_lo, y_hi);
-
-    let area = style::titled(root, &plot.title)?;
-    let mut chart = style::panel(
-        &area,
-        &Panel {
-            x: &x,
-            y: &y,
-            x_desc: Some("learning rate (log scale)"),
-            y_desc: "loss",
-        },
-    )?;
     let to_coord = |pts: &[Option<(f64, f64)>]| -> Vec<Option<(f64, f64)>> {
         pts.iter()
             .map(|p| p.and_then(|(a, b)| Some((x.coord(a)?, y.coord(b)?))))
@@ -112,76 +248,124 @@ fn draw<DB: DrawingBackend>(
     };
     let main_c = to_coord(&main);
     let faint_c = to_coord(&faint);
-
-    // Raw loss first and faint, so the smoothed curve reads on top of the noise.
-    style::line(
-        &mut chart,
-        &x,
-        &y,
-        &faint_c,
-        style::BLUE.mix(0.3).stroke_width(1),
-        Some("loss (raw)"),
-    )?;
-    let main_label = if has_smooth {
-        "loss (smoothed)"
-    } else {
-        "loss"
+    let curve_c: Vec<(f64, f64)> = main_c.iter().flatten().copied().collect();
+    // Where each shown suggestion sits: on the smoothed curve at its LR.
+    let at = |s: &Suggestion| -> Option<(f64, f64)> {
+        let xc = x.coord(s.lr)?;
+        let yc = y.coord(s.loss).or_else(|| interpolate(&curve_c, xc))?;
+        Some((xc, yc))
     };
-    style::line(
-        &mut chart,
-        &x,
-        &y,
-        &main_c,
-        style::BLUE.stroke_width(3),
-        Some(main_label),
-    )?;
 
-    if let Some(s) = suggestion {
-        let Some(xc) = x.coord(s.lr) else {
-            return Ok(());
-        };
-        style::vline(
-            &mut chart,
-            &y,
-            xc,
-            style::RED.stroke_width(2),
-            Some("suggestion"),
-        )?;
-        // Prefer the reported loss; fall back to the curve itself.
-        let curve: Vec<(f64, f64)> = main_c.iter().flatten().copied().collect();
-        let yc = y
-            .coord(s.loss)
-            .or_else(|| interpolate(&curve, xc))
-            .filter(|&c| y.contains(c));
-        if let Some(yc) = yc {
-            style::highlight(&mut chart, (xc, yc), 6, style::RED)?;
-        }
-        let text = if s.label.trim().is_empty() {
-            format!("suggested {}", format::lr(s.lr))
-        } else {
-            s.label.clone()
-        };
-        let side = style::side_for(&x, xc);
-        style::note(&mut chart, (xc, y.range().1), side, 8, &text, style::RED)?;
+    let mut layout = Layout::default();
+    let area = style::titled(root, &plot.title, &mut layout)?;
+    let label = &plot.y_label;
+    let mut entries = Vec::new();
+    let mut series = Vec::new();
+    if !faint_c.is_empty() {
+        // Raw loss first and faint, so the smoothed curve reads on top of the noise.
+        let s = style::BLUE.mix(0.45).stroke_width(1);
+        series.push(Series {
+            points: faint_c,
+            style: s,
+            dots: None,
+        });
+        entries.push((Mark::Line(s), format!("{label} (raw)")));
     }
-    // The curve starts high on the left and ends high on the right: lower left is free.
-    style::legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
-    Ok(())
+    let s = style::BLUE.stroke_width(3);
+    series.push(Series {
+        points: main_c,
+        style: s,
+        dots: None,
+    });
+    entries.push((
+        Mark::Line(s),
+        if has_smooth {
+            format!("{label} (smoothed)")
+        } else {
+            label.clone()
+        },
+    ));
+    let red = style::RED.stroke_width(2);
+    let mut avoid = Vec::new();
+    if let Some(c) = chosen {
+        let text = if plot.show_rules {
+            format!("{} {} (chosen)", c.rule, suggested(c.lr))
+        } else {
+            format!("suggested {} ({})", suggested(c.lr), c.rule)
+        };
+        entries.push((Mark::Dashed(red), text));
+        if let Some(xc) = x.coord(c.lr) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    if plot.show_rules {
+        for o in &a.rules {
+            let text = match o.suggestion.as_ref().filter(|s| usable(s)) {
+                Some(s) if Some(s) == chosen => continue,
+                Some(s) => format!("{} {}", o.rule, suggested(s.lr)),
+                None => format!("{}: no suggestion", o.rule),
+            };
+            let color = if o.suggestion.is_some() {
+                rule_color(o.rule)
+            } else {
+                style::MUTED
+            };
+            entries.push((Mark::Dot(color, 5, false), text));
+        }
+        avoid.extend(shown.iter().filter_map(|&s| at(s)).map(|p| vec![Some(p)]));
+    }
+    let mut boxes = vec![Boxed::Legend(entries)];
+    let notes = warnings(plot, &smoothed, 380.0);
+    if !notes.is_empty() {
+        boxes.push(Boxed::Note(notes, style::RED));
+    }
+    let mut framed = style::framed(
+        &area,
+        &Panel {
+            x: &x,
+            y: &y,
+            x_desc: Some("learning rate (log scale)"),
+            y_desc: label,
+        },
+        &series,
+        &avoid,
+        boxes,
+    )?;
+    let y = framed.y.clone();
+    if let Some(c) = chosen {
+        if let Some(xc) = x.coord(c.lr) {
+            style::vline(&mut framed.chart, &y, xc, red)?;
+        }
+    }
+    // Other rules under the chosen one, so the emphasised marker stays on top.
+    for &s in shown.iter().filter(|&&s| Some(s) != chosen) {
+        if let Some(p) = at(s).filter(|p| y.contains(p.1) && x.contains(p.0)) {
+            style::highlight(&mut framed.chart, p, 5, rule_color(s.rule))?;
+        }
+    }
+    if let Some(p) = chosen
+        .and_then(at)
+        .filter(|p| y.contains(p.1) && x.contains(p.0))
+    {
+        style::highlight(&mut framed.chart, p, 7, style::RED)?;
+    }
+    layout.panels.push(framed.finish()?);
+    Ok(layout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finder::{analyse, StopReason};
+    use crate::plot::output::render_svg;
 
-    /// A typical sweep: flat, a descent, then divergence to 1e3 and NaN at the very end.
-    fn sweep() -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// A typical sweep: flat, a descent, then divergence to 1e3, and a non-finite end.
+    fn sweep() -> Curve {
         let n = 120;
         let lrs: Vec<f64> = (0..n)
             .map(|i| 1e-7 * 10f64.powf(8.0 * i as f64 / (n - 1) as f64))
             .collect();
         let mut losses = Vec::new();
-        let mut smoothed = Vec::new();
-        let mut avg = 0.0;
         for (i, lr) in lrs.iter().enumerate() {
             let t = lr.log10();
             let base = 2.3 - 1.6 / (1.0 + (-(t + 3.5) * 2.0).exp());
@@ -191,29 +375,32 @@ mod tests {
                 0.0
             };
             let noise = 0.15 * ((i as f64 * 12.9898).sin() * 43758.5453).fract();
-            let l = base + blowup + noise;
-            losses.push(l);
-            avg = if i == 0 { l } else { 0.9 * avg + 0.1 * l };
-            smoothed.push(avg);
+            losses.push(base + blowup + noise);
         }
-        losses[n - 2] = f64::INFINITY;
-        losses[n - 1] = f64::NAN;
-        smoothed[n - 1] = f64::NAN;
-        (lrs, losses, smoothed)
+        // One lucky batch far below the smoothed curve: the raw minimum.
+        losses[70] = 0.05;
+        curve_of(lrs, losses, StopReason::Completed, n - 2)
     }
 
-    fn plot<'a>(lrs: &'a [f64], losses: &'a [f64], smoothed: &'a [f64]) -> RangeTestPlot<'a> {
-        RangeTestPlot {
+    /// A curve from raw losses, smoothed like the finder does, finite up to `finite`.
+    fn curve_of(lrs: Vec<f64>, losses: Vec<f64>, stop: StopReason, finite: usize) -> Curve {
+        let smoothed = crate::finder::smooth(&losses, 0.9);
+        let opt = |v: &[f64]| {
+            v.iter()
+                .enumerate()
+                .map(|(i, &x)| (i < finite).then_some(x))
+                .collect()
+        };
+        Curve {
+            losses: opt(&losses),
+            smoothed: opt(&smoothed),
             lrs,
-            losses,
-            smoothed,
-            suggestion: Some(Suggestion {
-                lr: 3.16e-4,
-                loss: f64::NAN,
-                label: "suggested 3.16e-4 (steepest)".into(),
-            }),
-            title: "LR range test: mnist-mlp".into(),
+            stop,
         }
+    }
+
+    fn analysis(c: &Curve) -> Analysis {
+        analyse(c, Window::default(), Rule::Fall)
     }
 
     fn no_temp_files(dir: &Path) -> bool {
@@ -225,11 +412,17 @@ mod tests {
         })
     }
 
+    fn figure(c: &Curve, a: &Analysis) -> (String, Layout) {
+        render_svg(&RangeTestPlot::new(c, a).title("LR range test: mnist-mlp")).unwrap()
+    }
+
     #[test]
     fn svg_shows_suggestion_point_and_dashed_line() {
-        let (lrs, losses, smoothed) = sweep();
-        let svg = range_test_svg(&plot(&lrs, &losses, &smoothed)).unwrap();
-        assert!(svg.contains("suggested 3.16e-4 (steepest)"));
+        let c = sweep();
+        let a = analysis(&c);
+        let s = a.suggestion.clone().unwrap();
+        let (svg, _) = figure(&c, &a);
+        assert!(svg.contains(&format!("suggested {:.3e} (fall)", s.lr)));
         assert!(svg.contains("learning rate (log scale)"));
         assert!(svg.contains("LR range test: mnist-mlp"));
         // The dashed line is many short two-point segments in the suggestion colour.
@@ -244,37 +437,181 @@ mod tests {
     }
 
     #[test]
-    fn empty_label_falls_back_to_value() {
-        let (lrs, losses, smoothed) = sweep();
-        let mut p = plot(&lrs, &losses, &smoothed);
-        if let Some(s) = p.suggestion.as_mut() {
-            s.label.clear();
+    fn the_raw_minimum_is_inside_the_view_and_the_blow_up_is_not() {
+        let c = sweep();
+        let a = analysis(&c);
+        let (_, layout) = figure(&c, &a);
+        let (_, losses, smoothed) = c.finite();
+        let raw_min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        let y = &layout.panels[0].y;
+        assert_eq!(raw_min, 0.05);
+        assert!(y.contains(y.coord(raw_min).unwrap()), "{:?}", y.range());
+        // The smoothed minimum lags well above the raw one; the view still reaches it.
+        let sm_min = smoothed.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(sm_min > 0.5);
+        // The divergence (losses up to ~1e3) does not squash the view.
+        assert!(y.range().1 < 5.0, "{:?}", y.range());
+    }
+
+    #[test]
+    fn title_fits_and_legend_is_off_the_data() {
+        let c = sweep();
+        let a = analysis(&c);
+        let long = "LR range test: a model with a very long description on a data set with an even longer name, adamw";
+        let fig = RangeTestPlot::new(&c, &a).title(long).show_rules(true);
+        let (svg, layout) = render_svg(&fig).unwrap();
+        let canvas = super::super::layout::Rect::new(0, 0, 900, 600);
+        assert!(layout.title.len() >= 2, "{:?}", layout.title);
+        for (line, r) in &layout.title {
+            assert!(r.inside(&canvas), "{line}: {r:?}");
+            assert!(svg.contains(line.as_str()), "{line}");
         }
-        assert!(range_test_svg(&p).unwrap().contains("suggested 3.16e-4"));
+        let panel = &layout.panels[0];
+        let legend = panel.legend().unwrap();
+        assert!(legend.rect.inside(&panel.plot));
+        let covered = panel.data.iter().filter(|p| legend.rect.contains(**p));
+        assert_eq!(covered.count(), 0, "legend {:?} covers data", legend.rect);
+    }
+
+    #[test]
+    fn show_rules_marks_every_rule_and_emphasises_the_chosen_one() {
+        let c = sweep();
+        let a = analysis(&c);
+        let plain = figure(&c, &a).0;
+        let (svg, layout) = render_svg(&RangeTestPlot::new(&c, &a).show_rules(true)).unwrap();
+        let legend = layout.panels[0].legend().unwrap();
+        let suggested = a.rules.iter().filter(|o| o.suggestion.is_some()).count();
+        assert!(suggested >= 4, "{:?}", a.rules);
+        for o in &a.rules {
+            let Some(s) = o.suggestion.as_ref() else {
+                assert!(legend.lines.contains(&format!("{}: no suggestion", o.rule)));
+                continue;
+            };
+            let fill = {
+                let c = if o.rule == a.chosen_rule {
+                    style::RED
+                } else {
+                    rule_color(o.rule)
+                };
+                format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2)
+            };
+            // One marker per rule (the chosen one's red also marks nothing else).
+            let markers = svg
+                .lines()
+                .filter(|l| l.contains("<circle") && l.contains(&fill))
+                .count();
+            assert!(markers >= 1, "no marker for {}", o.rule);
+            let text = format!("{} {:.3e}", o.rule, s.lr);
+            assert!(
+                legend.lines.iter().any(|l| l.contains(&text)),
+                "{text} not in {:?}",
+                legend.lines
+            );
+            if o.rule != a.chosen_rule {
+                assert!(
+                    !plain.contains(&fill),
+                    "{} marked without show_rules",
+                    o.rule
+                );
+            }
+        }
+        // The chosen marker is the big one (radius 7, ring 9).
+        assert!(svg.contains("r=\"7\"") && plain.contains("r=\"7\""));
+    }
+
+    #[test]
+    fn pinned_and_flat_curves_say_so() {
+        // Still falling at the end of the range: pinned.
+        let lrs: Vec<f64> = (0..100)
+            .map(|i| 1e-6 * 10f64.powf(i as f64 / 24.75))
+            .collect();
+        let falling: Vec<f64> = (0..100).map(|i| 2.3 - 0.015 * i as f64).collect();
+        let c = curve_of(lrs.clone(), falling, StopReason::Completed, 100);
+        let a = analysis(&c);
+        assert!(a.pinned_by_max);
+        let (svg, layout) = figure(&c, &a);
+        assert!(svg.contains("Pinned by the range"), "no pinned note");
+        let note = layout.panels[0].boxes.iter().find(|b| !b.legend).unwrap();
+        assert!(note.lines.join(" ").contains("largest LR tried (1e-2)"));
+        for b in &layout.panels[0].boxes {
+            assert_eq!(
+                layout.panels[0]
+                    .data
+                    .iter()
+                    .filter(|p| b.rect.contains(**p))
+                    .count(),
+                0
+            );
+        }
+        // Noise around a level: flat.
+        let flat_losses: Vec<f64> = (0..100)
+            .map(|i| 2.30 + 0.01 * ((i as f64 * 12.9898).sin() * 43758.5453).fract())
+            .collect();
+        let c = curve_of(lrs, flat_losses.clone(), StopReason::Completed, 100);
+        let (svg, layout) = figure(&c, &analysis(&c));
+        assert!(svg.contains("Flat and pinned by the range"), "no flat note");
+        let note = layout.panels[0].boxes.iter().find(|b| !b.legend).unwrap();
+        let text = note.lines.join(" ");
+        assert!(
+            text.contains("fell only 0."),
+            "the fall is not quantified: {text}"
+        );
+        // Flat, then a blow-up: flat but not pinned.
+        let mut rise = flat_losses.clone();
+        rise.extend((0..20).map(|i| 2.4 + 0.5 * i as f64));
+        let lrs40: Vec<f64> = (0..120)
+            .map(|i| 1e-6 * 10f64.powf(i as f64 / 24.0))
+            .collect();
+        let c = curve_of(lrs40, rise, StopReason::Completed, 120);
+        let a = analysis(&c);
+        assert!(!a.pinned_by_max);
+        let (svg, layout) = figure(&c, &a);
+        let note = layout.panels[0].boxes.iter().find(|b| !b.legend).unwrap();
+        assert!(
+            svg.contains("Flat curve") && note.lines.join(" ").contains("try lower ones"),
+            "no flat note"
+        );
+        assert!(!svg.contains("Pinned"));
+        // A healthy curve says neither.
+        let c = sweep();
+        let (svg, layout) = figure(&c, &analysis(&c));
+        assert!(!svg.contains("Flat") && !svg.contains("Pinned"));
+        assert_eq!(layout.panels[0].boxes.len(), 1);
+    }
+
+    #[test]
+    fn the_y_label_follows_the_measure() {
+        let c = sweep();
+        let a = analysis(&c);
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &a).y_label("validation loss")).unwrap();
+        assert!(svg.contains("\nvalidation loss\n"));
+        assert!(svg.contains("validation loss (smoothed)"));
     }
 
     #[test]
     fn png_is_written_atomically() {
-        let (lrs, losses, smoothed) = sweep();
+        let c = sweep();
+        let a = analysis(&c);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("range.PNG");
-        range_test(&path, &plot(&lrs, &losses, &smoothed)).unwrap();
+        range_test(&path, &RangeTestPlot::new(&c, &a)).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
         assert!(bytes.len() > 10_000, "{} bytes", bytes.len());
         assert!(no_temp_files(dir.path()));
         // SVG to the same directory as well.
         let svg = dir.path().join("range.svg");
-        range_test(&svg, &plot(&lrs, &losses, &smoothed)).unwrap();
+        range_test(&svg, &RangeTestPlot::new(&c, &a)).unwrap();
         assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
     }
 
     #[test]
     fn unknown_extension_is_rejected_before_writing() {
-        let (lrs, losses, smoothed) = sweep();
+        let c = sweep();
+        let a = analysis(&c);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("range.jpg");
-        let e = range_test(&path, &plot(&lrs, &losses, &smoothed)).unwrap_err();
+        let e = range_test(&path, &RangeTestPlot::new(&c, &a)).unwrap_err();
         assert!(matches!(e, PlotError::UnsupportedFormat { .. }));
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -282,11 +619,12 @@ mod tests {
 
     #[test]
     fn missing_directory_is_a_write_error_and_leaves_nothing() {
-        let (lrs, losses, smoothed) = sweep();
+        let c = sweep();
+        let a = analysis(&c);
         let dir = tempfile::tempdir().unwrap();
         for name in ["range.png", "range.svg"] {
             let path = dir.path().join("missing").join(name);
-            let e = range_test(&path, &plot(&lrs, &losses, &smoothed)).unwrap_err();
+            let e = range_test(&path, &RangeTestPlot::new(&c, &a)).unwrap_err();
             assert!(matches!(e, PlotError::Write(_)), "{e:?}");
             assert!(e.to_string().contains(name), "{e}");
         }
@@ -296,29 +634,31 @@ mod tests {
     #[test]
     fn degenerate_inputs_do_not_panic() {
         let nan = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
-        let cases: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = vec![
-            (vec![], vec![], vec![]),
-            (vec![1e-3], vec![2.0], vec![2.0]),
-            (vec![1e-3, 1e-2, 1e-1], vec![2.0; 3], vec![2.0; 3]),
-            (vec![1e-3, 1e-2, 1e-1], nan.to_vec(), nan.to_vec()),
-            (nan.to_vec(), vec![1.0, 2.0, 3.0], vec![1.0, 2.0, 3.0]),
-            (vec![0.0, -1.0, 1e-3], vec![1.0, 2.0, 3.0], vec![]),
-            (vec![1e-3, 1e-2], vec![1.0, 2.0, 3.0], vec![1.0]),
-            (vec![1e-300, 1e300], vec![-1e300, 1e300], vec![0.0, 0.0]),
+        let cases: Vec<(Vec<f64>, Vec<f64>)> = vec![
+            (vec![], vec![]),
+            (vec![1e-3], vec![2.0]),
+            (vec![1e-3, 1e-2, 1e-1], vec![2.0; 3]),
+            (vec![1e-3, 1e-2, 1e-1], nan.to_vec()),
+            (nan.to_vec(), vec![1.0, 2.0, 3.0]),
+            (vec![0.0, -1.0, 1e-3], vec![1.0, 2.0, 3.0]),
+            (vec![1e-300, 1e300], vec![-1e300, 1e300]),
         ];
-        for (lrs, losses, smoothed) in &cases {
-            let mut p = plot(lrs, losses, smoothed);
-            let svg = range_test_svg(&p).unwrap();
+        for (lrs, losses) in &cases {
+            let n = losses.len();
+            let c = curve_of(lrs.clone(), losses.clone(), StopReason::Completed, n);
+            let mut a = analysis(&c);
+            let svg = range_test_svg(&RangeTestPlot::new(&c, &a).show_rules(true)).unwrap();
             assert!(svg.starts_with("<svg"));
-            p.suggestion = Some(Suggestion {
+            a.suggestion = Some(Suggestion {
+                rule: Rule::Fall,
                 lr: f64::NAN,
                 loss: f64::INFINITY,
-                label: String::new(),
+                index: 0,
             });
-            range_test_svg(&p).unwrap();
+            range_test_svg(&RangeTestPlot::new(&c, &a)).unwrap();
         }
-        let (lrs, losses, smoothed) = (&cases[0].0, &cases[0].1, &cases[0].2);
-        let svg = range_test_svg(&plot(lrs, losses, smoothed)).unwrap();
+        let c = curve_of(vec![], vec![], StopReason::Completed, 0);
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &analysis(&c))).unwrap();
         assert!(svg.contains("no finite loss values"));
     }
 }

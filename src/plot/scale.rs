@@ -95,6 +95,22 @@ impl Axis {
         }
     }
 
+    /// The same kind of axis with its upper end moved to coordinate `hi` (headroom for a
+    /// legend that has no free spot otherwise).
+    pub(crate) fn with_top(&self, hi: f64) -> Self {
+        if self.log {
+            Axis::log(10f64.powf(self.lo), 10f64.powf(hi))
+        } else {
+            Axis::linear(self.lo, hi)
+        }
+    }
+
+    /// Whether this is a log axis.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn is_log(&self) -> bool {
+        self.log
+    }
+
     /// Data value to coordinate; `None` for values this axis cannot show at all.
     pub(crate) fn coord(&self, v: f64) -> Option<f64> {
         if !v.is_finite() {
@@ -115,11 +131,6 @@ impl Axis {
     /// Whether a coordinate lies within the visible range.
     pub(crate) fn contains(&self, c: f64) -> bool {
         c >= self.lo && c <= self.hi
-    }
-
-    /// Relative position of a coordinate along the axis (0 = low end, 1 = high end).
-    pub(crate) fn frac(&self, c: f64) -> f64 {
-        (c - self.lo) / (self.hi - self.lo)
     }
 
     /// Tick label for a coordinate.
@@ -292,8 +303,9 @@ pub(crate) fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
 ///
 /// Each curve is shown from its minimum up to its starting level plus half the descent, so
 /// a final explosion to 1e3 (or inf) is clipped instead of flattening the interesting part.
-/// `extra` values (the raw, noisy loss) may lower the view a little but never widen it
-/// upwards. Returns `None` when nothing is finite.
+/// `extra` values (the raw, noisy loss) always pull the view down to their minimum: the
+/// lowest raw loss is the first sanity check a reader looks for, and the smoothed curve lags
+/// above it. They never widen the view upwards. Returns `None` when nothing is finite.
 pub(crate) fn loss_view(curves: &[Vec<f64>], extra: &[f64]) -> Option<(f64, f64)> {
     let mut view: Option<(f64, f64)> = None;
     for curve in curves {
@@ -318,18 +330,10 @@ pub(crate) fn loss_view(curves: &[Vec<f64>], extra: &[f64]) -> Option<(f64, f64)
         });
     }
     let (lo, hi) = match view {
-        Some(v) => {
-            let (mut lo, hi) = v;
-            // Raw noise dipping a little below the smoothed minimum stays visible; a far
-            // outlier would squash the view, so it is clipped instead.
-            let reach = lo - 0.25 * (hi - lo).max(lo.abs() * 0.1);
-            if let Some((extra_lo, _)) = finite_span(extra.iter().copied().filter(|&v| v >= reach))
-            {
-                lo = lo.min(extra_lo);
-            }
-            (lo, hi)
-        }
-        // No curve at all: the extra values are all there is.
+        Some((lo, hi)) => match finite_span(extra.iter().copied()) {
+            Some((extra_lo, _)) => (lo.min(extra_lo), hi),
+            None => (lo, hi),
+        },
         None if extra.iter().any(|v| v.is_finite()) => return loss_view(&[extra.to_vec()], &[]),
         None => return None,
     };
@@ -512,6 +516,18 @@ mod tests {
         let (lo, hi) = loss_view(&[s], &[]).unwrap();
         assert!(lo < 0.5 && lo > 0.3, "{lo}");
         assert!(hi > 2.3 && hi < 3.5, "{hi}");
+    }
+
+    #[test]
+    fn loss_view_reaches_the_raw_minimum_however_far_below() {
+        let smoothed: Vec<f64> = (0..50).map(|i| 2.3 - 1.0 * (i as f64 / 49.0)).collect();
+        // A raw dip far below the lagging smoothed curve (1.3 at its lowest).
+        let raw = [2.3, 1.9, 0.2, 1.4, 50.0, f64::NAN];
+        let (lo, hi) = loss_view(std::slice::from_ref(&smoothed), &raw).unwrap();
+        assert!(lo < 0.2, "{lo}");
+        // The raw spike to 50 does not widen the view upwards.
+        let (_, hi_alone) = loss_view(&[smoothed], &[]).unwrap();
+        assert!((hi - hi_alone).abs() < 0.2 * hi_alone, "{hi} vs {hi_alone}");
     }
 
     #[test]

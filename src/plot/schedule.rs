@@ -3,27 +3,32 @@
 
 use std::path::Path;
 
-use plotters::chart::SeriesLabelPosition;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::layout::Layout;
 use super::output::{save, to_svg, Figure};
 use super::scale::{finite_span, padded, Axis};
-use super::style::{self, Panel};
+use super::style::{self, Boxed, Mark, Panel, Series};
 use super::PlotError;
 
+/// A schedule's learning rate (and momentum) at every step, one column per param group.
 #[derive(Debug, Clone)]
 pub struct SchedulePlot<'a> {
     /// Rows = steps (row 0 after construction), columns = param groups.
     pub lr: &'a [Vec<f64>],
+    /// Momentum (or Adam's beta1) in the same layout, for schedules that cycle it.
     pub momentum: Option<&'a [Vec<f64>]>,
+    /// Usually the scheduler's spec; wrapped onto more lines when too long for the width.
     pub title: String,
 }
 
+/// Writes the schedule figure to `path` (`.png` or `.svg`, by extension).
 pub fn schedule(path: &Path, plot: &SchedulePlot) -> Result<(), PlotError> {
     save(path, plot)
 }
 
+/// The schedule figure as an SVG document.
 pub fn schedule_svg(plot: &SchedulePlot) -> Result<String, PlotError> {
     to_svg(plot)
 }
@@ -33,51 +38,49 @@ impl Figure for SchedulePlot<'_> {
         (900, if self.momentum.is_some() { 800 } else { 520 })
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
         draw(root, self)
     }
 }
 
-fn group_lines<DB: DrawingBackend>(
-    chart: &mut style::Chart<DB>,
-    x: &Axis,
-    y: &Axis,
-    rows: &[Vec<f64>],
-    what: &str,
-) -> Result<(), PlotError> {
+/// One series per param group, and the legend naming them; a single group needs no legend
+/// (the y axis says what the line is).
+fn group_lines(y: &Axis, rows: &[Vec<f64>], what: &str) -> (Vec<Series>, Vec<Boxed>) {
     let groups = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut series = Vec::new();
+    let mut entries = Vec::new();
     for g in 0..groups {
-        let pts: Vec<Option<(f64, f64)>> = rows
+        let points: Vec<Option<(f64, f64)>> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| r.get(g).and_then(|&v| y.coord(v)).map(|c| (i as f64, c)))
             .collect();
-        let label = if groups > 1 {
-            format!("{what}, group {g}")
-        } else {
-            what.to_string()
-        };
-        style::line(
-            chart,
-            x,
-            y,
-            &pts,
-            style::series_color(g).stroke_width(2),
-            Some(&label),
-        )?;
+        let style = style::series_color(g).stroke_width(2);
+        entries.push((Mark::Line(style), format!("{what}, group {g}")));
+        series.push(Series {
+            points,
+            style,
+            dots: None,
+        });
     }
-    Ok(())
+    let boxes = if groups > 1 {
+        vec![Boxed::Legend(entries)]
+    } else {
+        Vec::new()
+    };
+    (series, boxes)
 }
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     p: &SchedulePlot,
-) -> Result<(), PlotError> {
+) -> Result<Layout, PlotError> {
     let Some((lo, hi)) = finite_span(p.lr.iter().flatten().copied()) else {
         return style::empty(root, &p.title, "no learning rates to plot");
     };
     let x = Axis::integer(0.0, (p.lr.len().max(2) - 1) as f64);
-    let area = style::titled(root, &p.title)?;
+    let mut layout = Layout::default();
+    let area = style::titled(root, &p.title, &mut layout)?;
     let (top, bottom) = match p.momentum {
         Some(_) => {
             let (a, b) = area.split_vertically(area.dim_in_pixel().1 * 3 / 5);
@@ -88,7 +91,8 @@ fn draw<DB: DrawingBackend>(
     // From zero (LRs are never negative), with a little room above the peak.
     let (ylo, yhi) = padded(lo.min(0.0), hi, 0.05);
     let y = Axis::linear(if lo >= 0.0 { ylo.max(0.0) } else { ylo }, yhi);
-    let mut chart = style::panel(
+    let (series, boxes) = group_lines(&y, p.lr, "lr");
+    let framed = style::framed(
         &top,
         &Panel {
             x: &x,
@@ -96,14 +100,17 @@ fn draw<DB: DrawingBackend>(
             x_desc: bottom.is_none().then_some("step"),
             y_desc: "learning rate",
         },
+        &series,
+        &[],
+        boxes,
     )?;
-    group_lines(&mut chart, &x, &y, p.lr, "lr")?;
-    style::legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    layout.panels.push(framed.finish()?);
     if let (Some(rows), Some(area)) = (p.momentum, bottom) {
         if let Some((mlo, mhi)) = finite_span(rows.iter().flatten().copied()) {
             let (mlo, mhi) = padded(mlo, mhi, 0.1);
             let y = Axis::linear(mlo, mhi);
-            let mut chart = style::panel(
+            let (series, boxes) = group_lines(&y, rows, "momentum");
+            let framed = style::framed(
                 &area,
                 &Panel {
                     x: &x,
@@ -111,18 +118,94 @@ fn draw<DB: DrawingBackend>(
                     x_desc: Some("step"),
                     y_desc: "momentum",
                 },
+                &series,
+                &[],
+                boxes,
             )?;
-            group_lines(&mut chart, &x, &y, rows, "momentum")?;
-            // Momentum moves against the LR: where the LR panel is empty, this one is full.
-            style::legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+            layout.panels.push(framed.finish()?);
         }
     }
-    Ok(())
+    Ok(layout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::layout::Rect;
+    use crate::plot::output::render_svg;
+
+    /// CosineAnnealingWarmRestarts(T_0=10, T_mult=2): rows 0..=70, the last one a restart.
+    fn warm_restarts(base: f64) -> Vec<Vec<f64>> {
+        let mut out = Vec::new();
+        let (mut t, mut len) = (0usize, 10usize);
+        for _ in 0..71 {
+            let lr = base * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / len as f64).cos());
+            out.push(vec![lr]);
+            t += 1;
+            if t == len {
+                t = 0;
+                len *= 2;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_long_spec_title_is_wrapped_within_the_canvas() {
+        let lr = warm_restarts(0.1);
+        let spec = "SequentialLR(LinearLR(start_factor=0.1, total_iters=5), CosineAnnealingLR(T_max=95), milestones=[5])";
+        let plot = SchedulePlot {
+            lr: &lr,
+            momentum: None,
+            title: spec.into(),
+        };
+        let (svg, layout) = render_svg(&plot).unwrap();
+        let canvas = Rect::new(0, 0, 900, 520);
+        assert!(layout.title.len() >= 2, "{:?}", layout.title);
+        for (line, r) in &layout.title {
+            assert!(r.inside(&canvas), "{line}: {r:?}");
+            assert!(svg.contains(line.as_str()));
+            assert!(r.width() as f64 >= crate::plot::text::width(line, 24.0, true) - 1.0);
+        }
+        let words: Vec<&str> = layout.title.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(words.join(" "), spec);
+    }
+
+    #[test]
+    fn one_group_has_no_legend_and_a_legend_never_covers_the_curve() {
+        let lr = warm_restarts(0.1);
+        let (svg, layout) = render_svg(&SchedulePlot {
+            lr: &lr,
+            momentum: None,
+            title: "CosineAnnealingWarmRestarts(T_0=10, T_mult=2)".into(),
+        })
+        .unwrap();
+        assert!(layout.panels[0].boxes.is_empty());
+        assert!(!svg.contains("group 0"));
+        // Two groups whose restarts reach the top everywhere: the legend still finds room.
+        let two: Vec<Vec<f64>> = lr
+            .iter()
+            .zip(warm_restarts(0.05))
+            .map(|(a, b)| vec![a[0], b[0]])
+            .collect();
+        let (svg, layout) = render_svg(&SchedulePlot {
+            lr: &two,
+            momentum: None,
+            title: "x".into(),
+        })
+        .unwrap();
+        let panel = &layout.panels[0];
+        let legend = panel.legend().unwrap();
+        assert!(svg.contains("lr, group 1"));
+        assert!(legend.rect.inside(&panel.plot));
+        assert!(!panel.data.is_empty());
+        let covered = panel
+            .data
+            .iter()
+            .filter(|p| legend.rect.contains(**p))
+            .count();
+        assert_eq!(covered, 0, "legend {:?}", legend.rect);
+    }
 
     #[test]
     fn groups_and_momentum_are_labelled() {

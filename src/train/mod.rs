@@ -156,6 +156,10 @@ pub struct EpochMetrics {
     /// SGD momentum / Adam beta1 at the epoch's end.
     pub momentum: f64,
     pub seconds: f64,
+    /// The LR of every optimizer step of the epoch, when the scheduler steps per batch (a
+    /// OneCycleLR peak falls between epoch boundaries); empty when the LR held all epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_lrs: Vec<f64>,
 }
 
 /// What a run has done so far; with the checkpoint, enough to resume exactly.
@@ -378,6 +382,11 @@ impl Run {
         Ok(())
     }
 
+    /// The name of the scheduler driving the LR, if any (for titles).
+    pub fn scheduler_name(&self) -> Option<&str> {
+        self.scheduler.as_deref().map(|s| s.name())
+    }
+
     pub fn batches_per_epoch(&self) -> usize {
         self.batches
     }
@@ -401,11 +410,15 @@ impl Run {
             let lr_start = self.learner.optimizer.learning_rate();
             let mut lr_end = lr_start;
             let (mut loss_sum, mut seen) = (0.0, 0usize);
+            let mut step_lrs = Vec::new();
             let order = epoch_batches(n, bs, self.config.setup.order_seed(), epoch);
             for (i, idx) in order.iter().enumerate() {
                 let batch = self.learner.data.train_batch(idx)?;
                 let lr = self.learner.optimizer.learning_rate();
                 lr_end = lr;
+                if interval == Interval::Step {
+                    step_lrs.push(lr);
+                }
                 let loss = self.learner.step_on(std::slice::from_ref(&batch), lr)?;
                 if !loss.is_finite() {
                     return Err(Diverged {
@@ -467,6 +480,7 @@ impl Run {
                 lr_end,
                 momentum: self.learner.optimizer.momentum(),
                 seconds: t.elapsed().as_secs_f64(),
+                step_lrs,
             };
             self.state.epochs_done += 1;
             self.state.optimizer_step = self.learner.optimizer.state().1;
@@ -565,6 +579,8 @@ mod tests {
             .unwrap();
         run.train(&mut ()).unwrap();
         assert_eq!(run.state.history[0].lr_end, 0.1 / 8.0);
+        // Each step's LR is recorded: the schedule inside the epoch is visible.
+        assert_eq!(run.state.history[0].step_lrs, [0.1, 0.05, 0.025, 0.0125]);
     }
 
     #[test]

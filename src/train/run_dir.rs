@@ -303,13 +303,14 @@ impl RunDir {
     }
 
     #[cfg(not(feature = "plot"))]
-    fn write_curves(&self, _config: &TrainConfig, _history: &[EpochMetrics]) -> Result<()> {
+    fn write_curves(&self, _run: &Run) -> Result<()> {
         Ok(())
     }
 
     #[cfg(feature = "plot")]
-    fn write_curves(&self, config: &TrainConfig, history: &[EpochMetrics]) -> Result<()> {
+    fn write_curves(&self, run: &Run) -> Result<()> {
         use crate::plot::{self, CurvesPlot};
+        let (config, history) = (&run.config, &run.state.history);
         let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<f64>>();
         let epochs: Vec<usize> = history.iter().map(|m| m.epoch).collect();
         let (tl, vl, va, lr) = (
@@ -318,16 +319,35 @@ impl RunDir {
             col(|m| m.val_accuracy),
             col(|m| m.lr),
         );
+        // Step j of n in epoch e sits at e - 1 + j / n on the epoch axis.
+        let step_lr: Vec<(f64, f64)> = history
+            .iter()
+            .flat_map(|m| {
+                let n = m.step_lrs.len() as f64;
+                m.step_lrs
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, &v)| ((m.epoch - 1) as f64 + j as f64 / n, v))
+            })
+            .collect();
+        let schedule = match (&config.scheduler, run.scheduler_name()) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => "constant LR".to_string(),
+        };
         plot::curves(
             &self.curves_path(),
             &CurvesPlot {
                 epochs: &epochs,
                 train_loss: &tl,
-                val_loss: &vl,
-                val_accuracy: &va,
+                eval_loss: &vl,
+                eval_accuracy: &va,
+                // Evaluation runs on the data set's test split (see `Run::train`).
+                eval_split: "test".into(),
                 lr: &lr,
+                step_lr: &step_lr,
                 title: format!(
-                    "{} on {}, {} at {:.3e}",
+                    "{} on {}, {} at {:.3e}, {schedule}",
                     config.setup.model.name(),
                     config.setup.data,
                     config.setup.optimizer.name(),
@@ -424,7 +444,7 @@ impl Observer for RunDir {
         self.write_metrics(&run.state.history)?;
         write_json(&self.file(STATE), &run.state)?;
         // The plot last: a full disk may cost the picture, never the measurements.
-        self.write_curves(&run.config, &run.state.history)?;
+        self.write_curves(run)?;
         Ok(())
     }
 }
