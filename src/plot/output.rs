@@ -80,7 +80,8 @@ pub(crate) fn save<F: Figure>(path: &Path, fig: &F) -> Result<(), PlotError> {
             let (w, h) = fig.size();
             let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
             {
-                let root = CrispText(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
+                let root =
+                    CrispText(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
                 fig.draw(&root)?;
                 root.present().map_err(draw_err)?;
             }
