@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::{SetupArgs, SweepArgs};
+use super::out::{self, Human, EXIT_INTERRUPTED, EXIT_NO_RESULT, EXIT_OK};
 use super::progress;
 use anyhow::Result;
 use lrfind::plot::{self, PlotFormat, RangeTestPlot};
@@ -33,13 +34,33 @@ pub struct FindArgs {
     /// Also print the JSON report on stdout (the summary then goes to stderr)
     #[arg(long, help_heading = "Output")]
     pub json: bool,
-    /// No progress bar
+    /// Print only this on stdout: lr (the suggested LR, shortest exact form; nothing and exit 1
+    /// without a suggestion). The summary then goes to stderr
+    #[arg(
+        long,
+        value_name = "WHAT",
+        conflicts_with = "json",
+        hide_possible_values = true,
+        help_heading = "Output"
+    )]
+    pub print: Option<PrintWhat>,
+    /// Quiet: no progress bar, no summary; only errors (on stderr) and what --json / --print ask for
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }
 
-/// Runs the range test; exit code 0 with a suggestion, 1 without one.
+/// `--print`: the one value a script wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintWhat {
+    /// The suggested learning rate
+    Lr,
+}
+
+/// Runs the range test; exit code 0 with a suggestion, 1 without one, 130 on Ctrl-C.
 pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
+    out::set_quiet(args.quiet);
     let setup = args.setup.resolve(None)?;
     let rt = args.sweep.range_test(setup, args.setup.device(None)?)?;
     // Fail on bad output paths in a second, not after the sweep.
@@ -52,12 +73,12 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     let pb = progress::bar(
         rt.sweep.num_steps as u64,
         args.quiet,
-        "{spinner} range test [{bar:30}] {pos}/{len} {msg}",
+        "{spinner} range test [{bar:30}] {pos}/{len} eta {eta} {msg}",
     );
     let mut report = rt.run(&mut |e| {
         pb.set_position(e.step as u64 + 1);
         pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
-        if progress::interrupted() {
+        if progress::should_stop() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -71,14 +92,23 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     }
     report.write(&args.report)?;
 
-    let summary = summary(&report, args);
     if args.json {
-        println!("{}", report.to_json());
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
+        out::print(&format!("{}\n", report.to_json()))?;
     }
-    Ok(if report.suggested_lr.is_some() { 0 } else { 1 })
+    if let (Some(PrintWhat::Lr), Some(lr)) = (args.print, report.suggested_lr) {
+        out::print(&format!("{}\n", out::num(lr)))?;
+    }
+    Human::new(args.json || args.print.is_some(), args.quiet).say(&summary(&report, args))?;
+    for w in warnings(&report) {
+        out::warn(w);
+    }
+    Ok(if report.interrupted {
+        EXIT_INTERRUPTED
+    } else if report.suggested_lr.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_NO_RESULT
+    })
 }
 
 fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
@@ -111,6 +141,22 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Said on stderr, after the summary.
+fn warnings(r: &RangeTestReport) -> Vec<String> {
+    let mut w = Vec::new();
+    if r.analysis.pinned_by_max {
+        w.push(format!(
+            "the loss never turned upward up to --max {}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {})",
+            out::num(r.sweep.max_lr),
+            out::num_times_pow10(r.sweep.max_lr, 2)
+        ));
+    }
+    if r.interrupted {
+        w.push("interrupted; the report holds the steps measured so far".into());
+    }
+    w
+}
+
 fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -119,12 +165,18 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         (Some(sg), _) => {
             let _ = writeln!(
                 s,
-                "suggested learning rate: {:.3e} ({} rule)",
-                sg.lr, sg.rule
+                "suggested learning rate: {} ({} rule)",
+                out::paint(out::GOOD, format!("{:.3e}", sg.lr)),
+                sg.rule
             );
         }
         (None, Some(why)) => {
-            let _ = writeln!(s, "no suggestion from the {} rule: {why}", a.chosen_rule);
+            let _ = writeln!(
+                s,
+                "{} from the {} rule: {why}",
+                out::paint(out::BAD, "no suggestion"),
+                a.chosen_rule
+            );
         }
         (None, None) => {}
     }
@@ -140,27 +192,14 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     let _ = writeln!(s, "  other rules: {}", others.join(", "));
     let _ = writeln!(
         s,
-        "  sweep: {} of {} steps, {:.1e} → {:.1e}, {}",
+        "  sweep: {} of {} steps, {} → {}, {}",
         r.curve.lrs.len(),
         r.sweep.num_steps,
-        r.sweep.min_lr,
-        r.sweep.max_lr,
+        // As typed (1.25e-7 stays 1.25e-7), not rounded.
+        out::num(r.sweep.min_lr),
+        out::num(r.sweep.max_lr),
         r.stop_reason
     );
-    if a.pinned_by_max {
-        let _ = writeln!(
-            s,
-            "warning: the loss never turned upward up to --max {}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {})",
-            r.sweep.max_lr,
-            r.sweep.max_lr * 100.0
-        );
-    }
-    if r.interrupted {
-        let _ = writeln!(
-            s,
-            "warning: interrupted; the report holds the steps measured so far"
-        );
-    }
     let _ = writeln!(
         s,
         "  {:.2} s in all ({:.0} steps/s); wrote {}{}",
