@@ -6,8 +6,6 @@ mod cli;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     let started = Instant::now();
     // lrfind spreads each step over the cores itself (one batch shard per core), so candle's
@@ -16,12 +14,5 @@ fn main() -> ExitCode {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    let args = cli::Cli::parse();
-    match cli::run(args, started) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("error: {}", cli::describe(&e));
-            ExitCode::from(2)
-        }
-    }
+    cli::main(started)
 }

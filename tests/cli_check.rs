@@ -19,7 +19,6 @@ fn a_stable_configuration_exits_zero_with_a_table_and_report() {
         "1",
         "--out",
         "check.svg",
-        "-q",
     ]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("verdict: stable"), "{out}");
@@ -60,7 +59,6 @@ fn an_unstable_configuration_exits_one_and_says_why() {
         "--num-steps",
         "40",
         "--no-repeat",
-        "-q",
     ]));
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("verdict: UNSTABLE"), "{out}");
@@ -83,7 +81,6 @@ fn a_baseline_far_from_the_median_exits_one_and_update_writes_a_new_one() {
         "--no-repeat",
         "--num-steps",
         "60",
-        "-q",
         "--baseline",
         "base.json",
     ];

@@ -186,9 +186,15 @@ fn full_mnist_from_shared_data_suggests_an_lr_that_descends() {
 fn plain_sgd_up_to_one_says_the_suggestion_is_pinned() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, out, err) =
-        run(lrfind(tmp.path()).args(["--optimizer", "sgd", "--min", "1e-6", "--max", "1", "-q"]));
+        run(lrfind(tmp.path()).args(["--optimizer", "sgd", "--min", "1e-6", "--max", "1"]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("pinned by the range"), "{out}");
+    // A warning: on stderr, with the wider range written as a person would (not 99.99999…).
+    assert!(
+        err.contains("warning: the loss never turned upward up to --max 1:"),
+        "{err}"
+    );
+    assert!(err.contains("(e.g. --max 100)"), "{err}");
+    assert!(!out.contains("pinned"), "{out}");
     assert_eq!(
         json(&tmp.path().join("lrfind.json"))["analysis"]["pinned_by_max"],
         true
@@ -198,7 +204,7 @@ fn plain_sgd_up_to_one_says_the_suggestion_is_pinned() {
 #[test]
 fn no_suggestion_exits_one_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let (code, out, err) = run(lrfind(tmp.path()).args(["--num-steps", "8", "-q"]));
+    let (code, out, err) = run(lrfind(tmp.path()).args(["--num-steps", "8"]));
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("no suggestion") && out.contains("too few points"),
@@ -215,7 +221,8 @@ fn json_flag_prints_the_report_on_stdout() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("stdout is the JSON report");
     assert_eq!(v, json(&tmp.path().join("lrfind.json")));
-    assert!(err.contains("suggested learning rate"));
+    // -q: the summary that --json sends to stderr is silenced too.
+    assert_eq!(err, "");
 }
 
 #[test]
@@ -367,7 +374,7 @@ fn ctrl_c_stops_the_sweep_and_writes_what_was_measured() {
     let bin = assert_cmd::cargo::cargo_bin("lrfind");
     let child = std::process::Command::new(bin)
         .current_dir(tmp.path())
-        .args(["--num-steps", "1000000", "--max", "1e-3", "-q"])
+        .args(["--num-steps", "1000000", "--max", "1e-3"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -376,8 +383,9 @@ fn ctrl_c_stops_the_sweep_and_writes_what_was_measured() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("interrupted"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("warning: interrupted"), "{stderr}");
     let r = json(&tmp.path().join("lrfind.json"));
     assert_eq!(r["interrupted"], true);
     assert!(r["curve"]["lrs"].as_array().unwrap().len() > 10);

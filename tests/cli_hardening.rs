@@ -429,7 +429,6 @@ fn ctrl_c_during_check_keeps_the_finished_seeds() {
             "30",
             "--model",
             "linear",
-            "-q",
         ],
     );
     std::thread::sleep(std::time::Duration::from_millis(4000));
@@ -789,7 +788,7 @@ fn a_flat_curve_suggests_nothing() {
     let d = tmp.path();
     for (opt, min, max) in [("adam", "1e-8", "1e-6"), ("sgd", "1e-7", "1e-5")] {
         let (code, out, err) =
-            run(lrfind(d).args(["--optimizer", opt, "--min", min, "--max", max, "-q"]));
+            run(lrfind(d).args(["--optimizer", opt, "--min", min, "--max", max]));
         assert_eq!(code, 1, "{opt}: {out}{err}");
         assert!(out.contains("no real descent"), "{out}");
         let r = json(&d.join("lrfind.json"));
@@ -829,7 +828,7 @@ fn a_pinned_suggestion_is_marked_warned_and_fails_check() {
         "{err}"
     );
     let (code, out, _) = run(lrfind(d)
-        .args(["check", "--seeds", "2", "--no-repeat", "-q"])
+        .args(["check", "--seeds", "2", "--no-repeat"])
         .args(sgd));
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -863,7 +862,6 @@ fn extend_climbs_until_the_loss_turns_upward() {
         "--max",
         "0.3",
         "--extend",
-        "-q",
     ]));
     assert_eq!(code, 0, "{err}");
     let r = json(&d.join("lrfind.json"));
@@ -893,7 +891,6 @@ fn extend_climbs_until_the_loss_turns_upward() {
         "--max",
         "0.3",
         "--extend",
-        "-q",
     ]));
     assert!(code <= 1, "{err}");
     let r = json(&d.join("lrfind.json"));

@@ -40,7 +40,6 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
         "1",
         "--out-dir",
         "run",
-        "-q",
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("epoch 1/1"), "{out}");
@@ -132,7 +131,7 @@ fn same_seed_same_metrics_and_resume_continues_exactly() {
             .args(data_args())
             .args(["--epochs", "1", "--out-dir", "c"]));
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = run(lrfind(d).args(["train", "--resume", "c", "--epochs", "2", "-q"]));
+    let (code, out, err) = run(lrfind(d).args(["train", "--resume", "c", "--epochs", "2"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("resuming"), "{out}");
     assert_eq!(metrics("c"), metrics("a"));
@@ -408,7 +407,6 @@ fn ctrl_c_keeps_every_finished_epoch_and_the_run_resumes() {
             "10000",
             "--out-dir",
             "run",
-            "-q",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -424,9 +422,9 @@ fn ctrl_c_keeps_every_finished_epoch_and_the_run_resumes() {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(130), "{stdout}");
-    assert!(stdout.contains("interrupted during epoch"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted during epoch"), "{stderr}");
     let s = json(&state);
     let done = s["epochs_done"].as_u64().unwrap() as usize;
     assert!(done >= 1);

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::args::{SetupArgs, SweepArgs};
+use super::find::PrintWhat;
+use super::out::{self, Human, EXIT_INTERRUPTED, EXIT_NO_RESULT, EXIT_OK};
 use super::progress;
 use anyhow::Result;
 use lrfind::check::{read_baseline, run_check, CheckConfig, CheckReport};
@@ -65,12 +67,29 @@ pub struct CheckArgs {
     /// Plot every seed's smoothed curve and suggestion (.png or .svg)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
-    /// No progress bar
+    /// Print the check's JSON report on stdout (the table then goes to stderr)
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Print only this on stdout: lr (the median suggestion, shortest exact form; nothing and
+    /// exit 1 unless stable). The table then goes to stderr
+    #[arg(
+        long,
+        value_name = "WHAT",
+        conflicts_with = "json",
+        hide_possible_values = true,
+        help_heading = "Output"
+    )]
+    pub print: Option<super::find::PrintWhat>,
+    /// Quiet: no progress bar, no table; only errors (on stderr) and what --json asks for
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }
 
+/// Runs the check; exit code 0 when stable, 1 when not, 130 on Ctrl-C.
 pub fn run(args: &CheckArgs) -> Result<u8> {
+    out::set_quiet(args.quiet);
     let setup = args.setup.resolve(None)?;
     let range_test = args.sweep.range_test(setup, args.setup.device(None)?)?;
     if let Some(out) = &args.out {
@@ -114,24 +133,32 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     let pb = progress::bar(
         runs.saturating_mul(config.range_test.sweep.num_steps) as u64,
         args.quiet,
-        "{spinner} check [{bar:30}] {msg}",
+        "{spinner} check [{bar:30}] eta {eta} {msg}",
     );
     let steps = config.range_test.sweep.num_steps;
-    let report = run_check(&config, &mut |k, total, e| {
+    let result = run_check(&config, &mut |k, total, e| {
         pb.set_position(k.saturating_mul(steps).saturating_add(e.step + 1) as u64);
         pb.set_message(format!("run {}/{total} lr {:.2e}", k + 1, e.lr));
-        if progress::interrupted() {
+        if progress::should_stop() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
-    })?;
+    });
     pb.finish_and_clear();
+    let report = result?;
     if report.interrupted {
         // What finished is kept; there is no verdict.
         report.write(&args.report)?;
-        print!("{}", table(&report));
-        return Ok(130);
+        if args.json {
+            out::print(&format!("{}\n", report.to_json()))?;
+        }
+        Human::new(args.json || args.print.is_some(), args.quiet).say(&table(&report))?;
+        out::warn(format!(
+            "interrupted: {} holds the seeds run so far; no verdict",
+            args.report.display()
+        ));
+        return Ok(EXIT_INTERRUPTED);
     }
 
     // The measurement first, the plot last: a full disk may cost the picture, not the report.
@@ -142,16 +169,27 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     if let Some(out) = &args.out {
         write_plot(&report, out)?;
     }
-    print!("{}", table(&report));
-    if report.interrupted {
-        return Ok(130);
+    if args.json {
+        out::print(&format!("{}\n", report.to_json()))?;
     }
+    if let (Some(PrintWhat::Lr), Some(lr), true) = (args.print, report.suggested_lr, report.stable)
+    {
+        out::print(&format!("{}\n", out::num(lr)))?;
+    }
+    let human = Human::new(args.json || args.print.is_some(), args.quiet);
+    human.say(&table(&report))?;
     if args.update_baseline {
         if let Some(p) = &args.baseline {
-            println!("baseline written to {}", p.display());
+            human.say(&format!("baseline written to {}\n", p.display()))?;
         }
     }
-    Ok(if report.stable { 0 } else { 1 })
+    Ok(if progress::interrupted() {
+        EXIT_INTERRUPTED
+    } else if report.stable {
+        EXIT_OK
+    } else {
+        EXIT_NO_RESULT
+    })
 }
 
 fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
@@ -242,11 +280,12 @@ fn table(r: &CheckReport) -> String {
             r.runs.len()
         );
     } else if r.stable {
-        let _ = writeln!(s, "verdict: stable");
+        let _ = writeln!(s, "verdict: {}", out::paint(out::GOOD, "stable"));
     } else {
         let _ = writeln!(
             s,
-            "verdict: UNSTABLE: {}",
+            "verdict: {}: {}",
+            out::paint(out::BAD, "UNSTABLE"),
             super::errors::flags_for_fields(&r.failures.join("; "))
         );
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::{SetupArgs, SweepArgs};
+use super::out::{self, Human, EXIT_INTERRUPTED, EXIT_NO_RESULT, EXIT_OK};
 use super::progress;
 use anyhow::Result;
 use lrfind::learner::StepLoss;
@@ -37,13 +38,33 @@ pub struct FindArgs {
     /// Also print the JSON report on stdout (the summary then goes to stderr)
     #[arg(long, help_heading = "Output")]
     pub json: bool,
-    /// No progress bar
+    /// Print only this on stdout: lr (the suggested LR, shortest exact form; nothing and exit 1
+    /// without a suggestion). The summary then goes to stderr
+    #[arg(
+        long,
+        value_name = "WHAT",
+        conflicts_with = "json",
+        hide_possible_values = true,
+        help_heading = "Output"
+    )]
+    pub print: Option<PrintWhat>,
+    /// Quiet: no progress bar, no summary; only errors (on stderr) and what --json / --print ask for
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }
 
-/// Runs the range test; exit code 0 with a suggestion, 1 without one.
+/// `--print`: the one value a script wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrintWhat {
+    /// The suggested learning rate
+    Lr,
+}
+
+/// Runs the range test; exit code 0 with a suggestion, 1 without one, 130 on Ctrl-C.
 pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
+    out::set_quiet(args.quiet);
     let setup = args.setup.resolve(None)?;
     let rt = args.sweep.range_test(setup, args.setup.device(None)?)?;
     // Fail on bad output paths in a second, not after the sweep.
@@ -59,12 +80,12 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     let pb = progress::bar(
         rt.sweep.num_steps as u64,
         args.quiet,
-        "{spinner} range test [{bar:30}] {pos}/{len} {msg}",
+        "{spinner} range test [{bar:30}] {pos}/{len} eta {eta} {msg}",
     );
     let mut report = rt.run(&mut |e| {
         pb.set_position(e.step as u64 + 1);
         pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
-        if progress::interrupted() {
+        if progress::should_stop() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -79,14 +100,23 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
         write_plot(&report, out, args.show_rules)?;
     }
 
-    let summary = summary(&report, args);
     if args.json {
-        println!("{}", report.to_json());
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
+        out::print(&format!("{}\n", report.to_json()))?;
     }
-    Ok(if report.suggested_lr.is_some() { 0 } else { 1 })
+    if let (Some(PrintWhat::Lr), Some(lr)) = (args.print, report.suggested_lr) {
+        out::print(&format!("{}\n", out::num(lr)))?;
+    }
+    Human::new(args.json || args.print.is_some(), args.quiet).say(&summary(&report, args))?;
+    for w in warnings(&report) {
+        out::warn(w);
+    }
+    Ok(if report.interrupted {
+        EXIT_INTERRUPTED
+    } else if report.suggested_lr.is_some() {
+        EXIT_OK
+    } else {
+        EXIT_NO_RESULT
+    })
 }
 
 fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool) -> Result<()> {
@@ -108,6 +138,28 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
     Ok(())
 }
 
+/// Said on stderr, after the summary.
+fn warnings(r: &RangeTestReport) -> Vec<String> {
+    let mut w = Vec::new();
+    if r.analysis.pinned_by_max {
+        let (upto, reach) = match r.extended_to {
+            Some(to) => (to, format!("{} (extended past --max)", out::num(to))),
+            None => (
+                r.sweep.max_lr,
+                format!("--max {}", out::num(r.sweep.max_lr)),
+            ),
+        };
+        w.push(format!(
+            "the loss never turned upward up to {reach}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {}) or pass --extend",
+            out::num_times_pow10(upto, 2)
+        ));
+    }
+    if r.interrupted {
+        w.push("interrupted; the report holds the steps measured so far".into());
+    }
+    w
+}
+
 fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -116,12 +168,18 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         (Some(sg), _) => {
             let _ = writeln!(
                 s,
-                "suggested learning rate: {:.3e} ({} rule)",
-                sg.lr, sg.rule
+                "suggested learning rate: {} ({} rule)",
+                out::paint(out::GOOD, format!("{:.3e}", sg.lr)),
+                sg.rule
             );
         }
         (None, Some(why)) => {
-            let _ = writeln!(s, "no suggestion from the {} rule: {why}", a.chosen_rule);
+            let _ = writeln!(
+                s,
+                "{} from the {} rule: {why}",
+                out::paint(out::BAD, "no suggestion"),
+                a.chosen_rule
+            );
         }
         (None, None) => {}
     }
@@ -137,32 +195,19 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     let _ = writeln!(s, "  other rules: {}", others.join(", "));
     let _ = writeln!(
         s,
-        "  sweep: {} of {} steps, {:.1e} → {:.1e}, {}",
+        "  sweep: {} of {} steps, {} → {}, {}",
         r.curve.lrs.len(),
         r.sweep.num_steps,
-        r.sweep.min_lr,
-        r.sweep.max_lr,
+        // As typed (1.25e-7 stays 1.25e-7), not rounded.
+        out::num(r.sweep.min_lr),
+        out::num(r.sweep.max_lr),
         r.stop_reason
     );
     if let Some(to) = r.extended_to {
         let _ = writeln!(
             s,
             "  extended past --max {} to {to:.3e} (--extend)",
-            r.sweep.max_lr
-        );
-    }
-    if a.pinned {
-        let upto = r.extended_to.unwrap_or(r.sweep.max_lr);
-        let _ = writeln!(
-            s,
-            "warning: the loss never turned upward up to {upto:.3e}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {:.0e}) or pass --extend",
-            upto * 100.0
-        );
-    }
-    if r.interrupted {
-        let _ = writeln!(
-            s,
-            "warning: interrupted; the report holds the steps measured so far"
+            out::num(r.sweep.max_lr)
         );
     }
     let _ = writeln!(

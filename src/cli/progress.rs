@@ -1,4 +1,4 @@
-//! Progress bars on stderr, hidden under `--quiet` or when stderr is not a terminal.
+//! Progress bars on stderr, hidden under `--quiet` or when stderr is not a terminal, and Ctrl-C.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +12,19 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Loops stop on Ctrl-C, and once the reader of stdout has gone (`lrfind train | head -1`).
+pub fn should_stop() -> bool {
+    interrupted() || super::out::stdout_closed()
+}
+
 /// First Ctrl-C: finish the current step and write what was measured. Second: exit now.
 pub fn install_ctrlc() {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(super::out::EXIT_INTERRUPTED.into());
         }
-        eprintln!("\ninterrupted: finishing the current step and saving what was measured (Ctrl-C again to abort)");
+        // Not eprintln!: a panic in the handler thread would abort.
+        super::out::note("\ninterrupted: finishing the current step and saving what was measured (Ctrl-C again to abort)\n");
     });
 }
 

@@ -10,6 +10,7 @@ use clap::Args;
 use anyhow::Result;
 
 use super::invalid;
+use super::out::{self, EXIT_OK};
 use lrfind::plot::{self, PlotFormat, SchedulePlot};
 use lrfind::report::atomic::check_writable;
 use lrfind::schedule::check::check_row;
@@ -45,11 +46,16 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
     /// Plot the LR (and momentum) against the step (.png or .svg; at most 1000000 steps)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
     /// Print JSON {"lr": [[...]], "momentum": [[...]]} instead of a table
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
+    /// Quiet: no table (with --out, only the plot); only errors (on stderr) and what --json asks for
+    #[arg(long, short, help_heading = "Output")]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }
 
 fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>> {
@@ -65,6 +71,7 @@ fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>> {
 }
 
 pub fn run(args: &ScheduleArgs) -> Result<u8> {
+    out::set_quiet(args.quiet);
     let config = match args.spec.strip_prefix('@') {
         Some(file) => {
             let text =
@@ -122,6 +129,9 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
             },
         )?;
     }
+    if args.quiet && !args.json {
+        return Ok(EXIT_OK);
+    }
     let stdout = io::stdout();
     let mut w = io::BufWriter::new(stdout.lock());
     let written = if args.json {
@@ -130,14 +140,14 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
         write_table(&mut w, &config, &groups, args.steps, metrics, with_momentum)
     };
     match written.and_then(|()| w.flush().map_err(Out::Io)) {
-        Ok(()) => Ok(0),
+        Ok(()) => Ok(EXIT_OK),
         // A closed pipe (`| head`) is the reader's choice: stop quietly, as ripgrep does.
-        Err(Out::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
-        Err(Out::Io(e)) => Err(lrfind::Error::Io {
-            path: PathBuf::from("<stdout>"),
-            source: e,
+        Err(Out::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            out::mark_stdout_closed();
+            Ok(EXIT_OK)
         }
-        .into()),
+        // A full disk: the same one-line error as every other write to stdout.
+        Err(Out::Io(e)) => Err(out::stdout_error(e)),
         Err(Out::Schedule(e)) => {
             let _ = w.flush();
             Err(e.into())

@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use super::args::SetupArgs;
+use super::out::{self, Human, EXIT_INTERRUPTED, EXIT_OK};
 use super::progress;
 use anyhow::Result;
 
@@ -56,9 +57,9 @@ pub struct TrainArgs {
     /// LR scheduler from a JSON file: {"scheduler": "StepLR", "params": {...}, "children": [...]}
     #[arg(long, value_name = "FILE", help_heading = "Training")]
     pub scheduler_file: Option<PathBuf>,
-    /// When the scheduler steps: step (every batch) or epoch. Default as in PyTorch: every batch
-    /// for OneCycleLR and CyclicLR, every epoch for the others (ReduceLROnPlateau always per
-    /// epoch, fed the validation loss)
+    /// When the scheduler steps: step (every batch) or epoch; ReduceLROnPlateau, fed the
+    /// validation loss, always per epoch [default: as in PyTorch: step for OneCycleLR and
+    /// CyclicLR, epoch for the others]
     #[arg(long, value_name = "WHEN", value_parser = parse_interval, help_heading = "Training")]
     pub schedule_every: Option<Interval>,
     /// Stop early after this many epochs without a lower validation loss
@@ -87,9 +88,14 @@ pub struct TrainArgs {
         help_heading = "Output"
     )]
     pub plot_format: String,
-    /// No progress bars
+    /// Print the run's result as one JSON object on stdout (the epoch lines then go to stderr)
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
+    /// Quiet: no progress bars, no epoch lines; only errors (on stderr) and what --json asks for
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+    #[command(flatten)]
+    pub color: super::ColorArg,
 }
 
 fn parse_interval(s: &str) -> std::result::Result<Interval, String> {
@@ -238,6 +244,9 @@ struct Console {
     epochs_bar: ProgressBar,
     batch_bar: ProgressBar,
     total_epochs: usize,
+    human: Human,
+    /// A failure to write an epoch line to stdout (a full disk), raised after the epoch is saved.
+    write_error: Option<anyhow::Error>,
 }
 
 impl Observer for Console {
@@ -245,12 +254,13 @@ impl Observer for Console {
         if batch == 0 {
             self.batch_bar.set_length(batches as u64);
             self.batch_bar.set_position(0);
+            self.batch_bar.reset_eta();
         }
         self.batch_bar.inc(1);
         if batch.is_multiple_of(16) {
             self.batch_bar.set_message(format!("loss {loss:.4}"));
         }
-        if progress::interrupted() {
+        if progress::should_stop() || self.write_error.is_some() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -260,28 +270,37 @@ impl Observer for Console {
     fn epoch_end(&mut self, run: &Run, m: &EpochMetrics, improved: bool) -> lrfind::Result<()> {
         self.dir.epoch_end(run, m, improved)?;
         self.epochs_bar.inc(1);
-        self.epochs_bar.suspend(|| {
-            println!(
-                "epoch {}/{}: train loss {:.4}, val loss {:.4}, val acc {:.2}%, lr {:.3e}{}, {:.1} s",
-                m.epoch,
-                self.total_epochs,
-                m.train_loss,
-                m.val_loss,
-                m.val_accuracy * 100.0,
-                m.lr,
-                if (m.lr_end - m.lr).abs() > 1e-15 * m.lr.abs() {
-                    format!(" → {:.3e}", m.lr_end)
-                } else {
-                    String::new()
-                },
-                m.seconds
-            )
-        });
-        Ok(())
+        let line = format!(
+            "epoch {}/{}: train loss {:.4}, val loss {:.4}, val acc {:.2}%, lr {:.3e}{}, {:.1} s\n",
+            m.epoch,
+            self.total_epochs,
+            m.train_loss,
+            m.val_loss,
+            m.val_accuracy * 100.0,
+            m.lr,
+            if (m.lr_end - m.lr).abs() > 1e-15 * m.lr.abs() {
+                format!(" → {:.3e}", m.lr_end)
+            } else {
+                String::new()
+            },
+            m.seconds
+        );
+        let human = self.human;
+        match self.epochs_bar.suspend(|| human.say(&line)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Stop at the next batch, as for Ctrl-C, and report the error then.
+                self.write_error = Some(e);
+                Ok(())
+            }
+        }
     }
 }
 
+/// Trains; exit code 0 when the run finished (or stopped early), 130 on Ctrl-C.
 pub fn run(args: &TrainArgs) -> Result<u8> {
+    out::set_quiet(args.quiet);
+    let human = Human::new(args.json, args.quiet);
     let plot_format = PlotFormat::from_path(Path::new(&format!("curves.{}", args.plot_format)))?;
     let (mut run, dir) = match &args.resume {
         Some(path) => {
@@ -317,12 +336,12 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 &dir.file(train::run_dir::CHECKPOINT),
             )?;
             dir.write_config(&run.config)?;
-            println!(
-                "resuming {} after epoch {} of {}",
+            human.say(&format!(
+                "resuming {} after epoch {} of {}\n",
                 path.display(),
                 run.state.epochs_done,
                 run.config.epochs
-            );
+            ))?;
             (run, dir)
         }
         None => {
@@ -342,15 +361,16 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 dir.remove_if_unused();
                 return Err(e.into());
             }
-            println!(
-                "training {} on {} with {} at lr {:.3e} for {} epoch(s) → {}",
+            human.say(&format!(
+                "training {} on {} with {} at lr {} for {} epoch(s) → {}
+",
                 run.config.setup.model.name(),
                 run.config.setup.data,
                 run.config.setup.optimizer.name(),
-                run.config.lr,
+                out::num(run.config.lr),
                 run.config.epochs,
                 dir.path.display()
-            );
+            ))?;
             (run, dir)
         }
     };
@@ -358,13 +378,15 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     let epochs_bar = multi.add(progress::bar(
         run.config.epochs as u64,
         args.quiet,
-        "epochs [{bar:20}] {pos}/{len} {elapsed}",
+        "epochs [{bar:20}] {pos}/{len} {elapsed} eta {eta}",
     ));
     epochs_bar.set_position(run.state.epochs_done as u64);
+    // A resumed run's finished epochs took no time here: estimate from this session's only.
+    epochs_bar.reset_eta();
     let batch_bar = multi.add(progress::bar(
         run.batches_per_epoch() as u64,
         args.quiet,
-        "batches [{bar:30}] {pos}/{len} {msg}",
+        "batches [{bar:30}] {pos}/{len} eta {eta} {msg}",
     ));
     let total_epochs = run.config.epochs;
     let mut obs = Console {
@@ -372,8 +394,16 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         epochs_bar,
         batch_bar,
         total_epochs,
+        human,
+        write_error: None,
     };
-    let outcome = match run.train(&mut obs) {
+    let outcome = run.train(&mut obs);
+    obs.batch_bar.finish_and_clear();
+    obs.epochs_bar.finish_and_clear();
+    if let Some(e) = obs.write_error.take() {
+        return Err(e);
+    }
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
             // A new run that failed before finishing an epoch has nothing to resume: take
@@ -388,39 +418,59 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             return Err(e.into());
         }
     };
-    obs.batch_bar.finish_and_clear();
-    obs.epochs_bar.finish_and_clear();
+    if out::stdout_closed() {
+        // The reader left (`| head`): the finished epochs are saved; end quietly.
+        return Ok(EXIT_OK);
+    }
     let s = &run.state;
-    let last = s.history.last();
+    if args.json {
+        out::print(&format!("{}\n", result_json(&run, &dir, outcome)))?;
+    }
     match outcome {
         Outcome::Completed | Outcome::EarlyStopped => {
             if outcome == Outcome::EarlyStopped {
-                println!(
-                    "early stop: no lower validation loss for {} epochs",
+                human.say(&format!(
+                    "early stop: no lower validation loss for {} epochs\n",
                     s.epochs_without_improvement
-                );
+                ))?;
             }
-            if let Some(m) = last {
-                println!(
-                    "final: val acc {:.2}%, val loss {:.4}; best val loss {:.4} at epoch {}; files in {}",
-                    m.val_accuracy * 100.0,
+            if let Some(m) = s.history.last() {
+                human.say(&format!(
+                    "final: val acc {}, val loss {:.4}; best val loss {:.4} at epoch {}; files in {}\n",
+                    out::paint(out::GOOD, format!("{:.2}%", m.val_accuracy * 100.0)),
                     m.val_loss,
                     s.best_val_loss.unwrap_or(f64::NAN),
                     s.best_epoch.unwrap_or(0),
                     dir.path.display()
-                );
+                ))?;
             }
-            Ok(0)
+            Ok(EXIT_OK)
         }
         Outcome::Interrupted => {
-            println!(
+            out::warn(format!(
                 "interrupted during epoch {}: {} holds everything up to epoch {}; continue with `lrfind train --resume {}`",
                 s.epochs_done + 1,
                 dir.path.display(),
                 s.epochs_done,
                 dir.path.display()
-            );
-            Ok(130)
+            ));
+            Ok(EXIT_INTERRUPTED)
         }
     }
+}
+
+/// `--json`: the run's result, one object.
+fn result_json(run: &Run, dir: &RunDir, outcome: Outcome) -> serde_json::Value {
+    let s = &run.state;
+    serde_json::json!({
+        "run_dir": dir.path,
+        "outcome": outcome,
+        "lr": run.config.lr,
+        "epochs": run.config.epochs,
+        "epochs_done": s.epochs_done,
+        "best_val_loss": s.best_val_loss,
+        "best_epoch": s.best_epoch,
+        "final": s.history.last(),
+        "history": s.history,
+    })
 }
