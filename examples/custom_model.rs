@@ -30,11 +30,7 @@ fn main() -> anyhow::Result<()> {
     // The range test; the weights are put back afterwards and AdamW rebuilt.
     let sweep = SweepConfig::default(); // 1e-7 → 10 in 100 exponential steps
     let curve = find_lr(&mut model, &sweep, &mut |_| ControlFlow::Continue(()))?;
-    let about = Description::new(
-        "mlp 1-64-1, tanh",
-        "y = sin(3x), 512 points",
-        "candle-nn AdamW",
-    );
+    let about = Description::new("mlp 1-64-1", "y = sin(3x)", "candle-nn AdamW");
     let report = RangeTestReport::new(about, &sweep, Rule::Fall, curve, Default::default());
     report.write(&out.join("custom_model.json"))?;
     let figure = plot::RangeTestPlot::new(&report.curve, &report.analysis).title("custom model");

@@ -145,6 +145,23 @@ pub enum Error {
     #[error(transparent)]
     Write(#[from] WriteError),
 
+    /// Two outputs name the same file: one would overwrite the other.
+    #[error(
+        "{first} {} and {second} {} are the same file: one would overwrite the other; give them different paths",
+        first_path.display(),
+        second_path.display()
+    )]
+    SameFile {
+        /// What the first output is (a field or flag name).
+        first: String,
+        /// Its path.
+        first_path: PathBuf,
+        /// What the second output is.
+        second: String,
+        /// Its path.
+        second_path: PathBuf,
+    },
+
     /// A file could not be read.
     #[error("{path}: {source}")]
     Io {

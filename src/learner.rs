@@ -46,7 +46,12 @@ pub struct LearnerState {
     order: BatchOrder,
 }
 
-/// The batch size and the number of accumulated micro-batches must both be at least 1.
+/// Most micro-batches in one optimizer step. Memory would allow more (they are drawn one
+/// at a time), but a step must end for Ctrl-C to be heard between steps.
+pub const MAX_ACCUMULATE: usize = 4096;
+
+/// The batch size and the number of accumulated micro-batches must both be at least 1 (and
+/// the latter at most [`MAX_ACCUMULATE`]).
 pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
     if batch_size == 0 {
         return Err(Error::setting(
@@ -62,6 +67,14 @@ pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
             "accumulate",
             0,
             "must be at least 1",
+        ));
+    }
+    if accumulate > MAX_ACCUMULATE {
+        return Err(Error::setting(
+            Scope::Batching,
+            "accumulate",
+            accumulate,
+            format!("at most {MAX_ACCUMULATE} batches per step"),
         ));
     }
     Ok(())
@@ -134,8 +147,23 @@ impl Learner {
     /// computed in parallel and averaged (weighted by size, in a fixed order, so the result
     /// is repeatable). For small layers this beats splitting each matmul across threads.
     pub fn step_on(&mut self, batches: &[Batch], lr: f64) -> Result<f64> {
+        let mut it = batches.iter();
+        self.step_streaming(batches.len(), lr, |_| {
+            it.next().cloned().ok_or_else(|| {
+                Error::setting(Scope::Batching, "accumulate", 0, "must be at least 1")
+            })
+        })
+    }
+
+    /// One optimizer step over `k` micro-batches drawn one at a time from `next` (gradients
+    /// summed as they come): memory does not grow with `--accumulate`.
+    fn step_streaming(
+        &mut self,
+        k: usize,
+        lr: f64,
+        mut next: impl FnMut(&Self) -> Result<Batch>,
+    ) -> Result<f64> {
         self.optimizer.set_learning_rate(lr);
-        let k = batches.len();
         if k == 0 {
             return Err(Error::setting(
                 Scope::Batching,
@@ -144,32 +172,31 @@ impl Learner {
                 "must be at least 1",
             ));
         }
-        let (loss, grads) = {
+        let threads = self.pool.current_num_threads();
+        let mut loss_sum = 0.0;
+        let mut sum: Option<Vec<Tensor>> = None;
+        for _ in 0..k {
+            let b = next(self)?;
             let model = &self.model;
-            let threads = self.pool.current_num_threads();
-            self.pool.install(|| -> Result<(f64, Vec<Tensor>)> {
-                let mut loss_sum = 0.0;
-                let mut sum: Option<Vec<Tensor>> = None;
-                for b in batches {
-                    let (l, g) = sharded_loss_and_grads(model, b, threads)?;
-                    loss_sum += l;
-                    sum = Some(match sum {
-                        None => g,
-                        Some(s) => add_all(&s, &g)?,
-                    });
-                }
-                let grads = sum.unwrap_or_default();
-                let grads = if k == 1 {
-                    grads
-                } else {
-                    grads
-                        .iter()
-                        .map(|g| Ok((g / k as f64)?))
-                        .collect::<Result<_>>()?
-                };
-                Ok((loss_sum / k as f64, grads))
-            })?
+            let (l, g) = self
+                .pool
+                .install(|| sharded_loss_and_grads(model, &b, threads))?;
+            loss_sum += l;
+            sum = Some(match sum {
+                None => g,
+                Some(s) => self.pool.install(|| add_all(&s, &g))?,
+            });
+        }
+        let grads = sum.unwrap_or_default();
+        let grads = if k == 1 {
+            grads
+        } else {
+            grads
+                .iter()
+                .map(|g| Ok((g / k as f64)?))
+                .collect::<Result<_>>()?
         };
+        let loss = loss_sum / k as f64;
         let grads: Vec<Option<Tensor>> = grads.into_iter().map(Some).collect();
         self.pool.install(|| self.optimizer.step_grads(&grads))?;
         Ok(loss)
@@ -288,12 +315,14 @@ impl TrainStep for Learner {
     type Error = Error;
 
     fn train_step(&mut self, lr: f64) -> Result<f64> {
-        let mut batches = Vec::with_capacity(self.accumulate);
-        for _ in 0..self.accumulate {
-            let idx = self.order.next_batch().to_vec();
-            batches.push(self.data.train_batch(&idx)?);
-        }
-        let train_loss = self.step_on(&batches, lr)?;
+        // Batches are drawn one at a time: `--accumulate 1000000000` needs no array of them.
+        let mut order = std::mem::replace(&mut self.order, BatchOrder::new(0, 1, 0));
+        let r = self.step_streaming(self.accumulate, lr, |me| {
+            let idx = order.next_batch();
+            me.data.train_batch(idx)
+        });
+        self.order = order;
+        let train_loss = r?;
         match &self.val {
             None => Ok(train_loss),
             Some(v) => Ok(self.score(v)?.0),

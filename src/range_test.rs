@@ -78,6 +78,7 @@ impl RangeTest {
     /// Checks every setting that needs no data, so bad input fails before any work.
     pub fn validate(&self) -> Result<()> {
         self.sweep.validate()?;
+        self.setup.model.validate()?;
         self.setup.optimizer.validate()?;
         crate::learner::check_batching(self.setup.batch_size, self.accumulate)
     }

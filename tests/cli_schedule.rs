@@ -165,3 +165,146 @@ fn golden_example_reproduces_the_pytorch_file() {
         }
     }
 }
+
+/// Runs and asserts exit 2 with `needle` on stderr and nothing on stdout.
+fn refused(args: &[&str], needle: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(lrfind(tmp.path()).args(args));
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert!(out.is_empty(), "printed before failing: {out}");
+    assert!(files(tmp.path()).is_empty());
+    err
+}
+
+#[test]
+fn negative_or_non_finite_learning_rates_exit_2() {
+    let s = |spec: &str, needle: &str| refused(&["schedule", spec, "--steps", "20"], needle);
+    let e = s("LambdaLR(lr_lambda=\"-1\")", "");
+    assert_eq!(
+        e.trim_end(),
+        "error: LambdaLR: the learning rate at step 0 (param group 0) would be -0.1; it must be finite and >= 0"
+    );
+    s(
+        "LambdaLR(lr_lambda='0/0')",
+        "LambdaLR: formula '0/0' at epoch=0: division by zero",
+    );
+    s("LambdaLR(lr_lambda='1/(epoch-epoch)')", "division by zero");
+    s(
+        "ExponentialLR(gamma=1e308)",
+        "ExponentialLR: the learning rate at step 2 (param group 0) would be inf",
+    );
+    // Our own: a CyclicLR whose custom scale_fn turns negative in its third cycle, and the JSON
+    // output refuses too.
+    refused(
+        &[
+            "schedule",
+            "CyclicLR(base_lr=0.1, max_lr=1, step_size_up=2, scale_fn='3 - x', cycle_momentum=False)",
+            "--steps",
+            "20",
+            "--json",
+        ],
+        "CyclicLR: the learning rate at step 13 (param group 0) would be -",
+    );
+}
+
+#[test]
+fn train_refuses_a_bad_schedule_before_loading_data() {
+    // The data directory does not exist: the schedule's error must come first.
+    refused(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "no/such/dir",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "3",
+            "--scheduler",
+            "LambdaLR(lr_lambda='1 - epoch/2')",
+        ],
+        "LambdaLR: the learning rate at step 3 (param group 0) would be -0.05",
+    );
+}
+
+#[test]
+fn pytorch_type_checks_are_errors() {
+    refused(
+        &[
+            "schedule",
+            "CosineAnnealingWarmRestarts(T_0=5.0)",
+            "--steps",
+            "3",
+        ],
+        "T_0 must be an integer (PyTorch requires an int, not a float like 5.0), got 5.0",
+    );
+    refused(
+        &[
+            "schedule",
+            "OneCycleLR(max_lr=1, total_steps=10, pct_start=1)",
+            "--steps",
+            "3",
+        ],
+        "pct_start must be a float (PyTorch refuses the integer 1; write 1.0), got 1",
+    );
+}
+
+#[test]
+fn huge_step_counts_stream_and_plots_are_limited() {
+    refused(
+        &[
+            "schedule",
+            "StepLR(step_size=2)",
+            "--steps",
+            "1000000000",
+            "--out",
+            "s.png",
+        ],
+        "--steps 1000000000: --out plots at most 1000000 steps",
+    );
+    // usize::MAX steps: the table streams; the reader stops after a few lines and the program
+    // ends quietly (broken pipe), without allocating for every row.
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = assert_cmd::cargo::cargo_bin("lrfind");
+    for json in [false, true] {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "schedule",
+            "StepLR(step_size=2)",
+            "--steps",
+            "18446744073709551615",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
+        drop(lines);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(err.is_empty(), "{err}");
+        if json {
+            assert!(
+                first[0].starts_with("{\"scheduler\": {\"scheduler\":\"StepLR\""),
+                "{first:?}"
+            );
+            assert_eq!(first[2], "[0.1],");
+        } else {
+            assert_eq!(
+                first[1].split_whitespace().collect::<Vec<_>>(),
+                ["0", "1.000000e-1"]
+            );
+        }
+    }
+}

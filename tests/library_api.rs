@@ -107,6 +107,7 @@ fn stability_check_on_a_custom_model() {
         baseline: None,
         tolerance: 0.25,
         repeat: true,
+        allow_pinned: false,
     };
     let v = check_stability(&config, step_for, &mut |_, _, _| ControlFlow::Continue(())).unwrap();
     assert_eq!(v.runs.len(), 3);

@@ -43,6 +43,9 @@ pub struct StabilityConfig {
     pub tolerance: f64,
     /// Re-run the first seed and require an identical curve.
     pub repeat: bool,
+    /// Accept suggestions pinned by `max_lr` (by default they count as unstable: the number
+    /// is bounded by the range, not measured).
+    pub allow_pinned: bool,
 }
 
 impl StabilityConfig {
@@ -84,6 +87,9 @@ pub struct SeedRun {
     pub rule: String,
     /// The loss never turned upward before the range's end.
     pub pinned_by_max: bool,
+    /// A suggestion pinned by `max_lr` (see [`crate::finder::Analysis::pinned`]).
+    #[serde(default)]
+    pub pinned: bool,
     /// The measured curve, with why it stopped.
     pub curve: Curve,
     /// Seconds the sweep took.
@@ -180,6 +186,7 @@ where
             suggestion: analysis.suggestion.as_ref().map(|s| s.lr),
             rule: config.rule.to_string(),
             pinned_by_max: analysis.pinned_by_max,
+            pinned: analysis.pinned,
             curve,
             seconds: t.elapsed().as_secs_f64(),
         })
@@ -188,11 +195,12 @@ where
     let mut interrupted = false;
     for (k, &seed) in config.seeds.iter().enumerate() {
         let run = one(k, seed)?;
-        interrupted = run.curve.stop.is_interrupted();
-        runs.push(run);
-        if interrupted {
+        if run.curve.stop.is_interrupted() {
+            // Keep the seeds that finished; the cut-off one would only mislead.
+            interrupted = true;
             break;
         }
+        runs.push(run);
     }
     let mut repeatable = None;
     if config.repeat && !interrupted {
@@ -216,11 +224,11 @@ fn judge(
     if interrupted {
         failures.push(format!(
             "interrupted after {} of {} seeds: no verdict",
-            runs.len().saturating_sub(1),
+            runs.len(),
             config.seeds.len()
         ));
     }
-    for r in runs.iter().filter(|r| !r.curve.stop.is_interrupted()) {
+    for r in &runs {
         if r.suggestion.is_none() {
             failures.push(format!(
                 "seed {} gave no suggestion ({})",
@@ -229,11 +237,21 @@ fn judge(
         }
     }
     let lrs: Vec<f64> = runs.iter().filter_map(|r| r.suggestion).collect();
-    let st = if failures.is_empty() {
+    let st = if !interrupted && lrs.len() == runs.len() {
         stats(&lrs)
     } else {
         None
     };
+    for r in &runs {
+        if r.pinned && !config.allow_pinned {
+            failures.push(format!(
+                "seed {}: the suggestion {:.3e} is pinned by max_lr {} (the loss never turned upward); widen the range, set extend, or set allow_pinned",
+                r.seed,
+                r.suggestion.unwrap_or(f64::NAN),
+                config.sweep.max_lr
+            ));
+        }
+    }
     let (median, spread, std) = match st {
         Some((m, s, d)) => (Some(m), Some(s), Some(d)),
         None => (None, None, None),
@@ -241,8 +259,8 @@ fn judge(
     if let Some(s) = spread {
         if s > config.max_spread {
             failures.push(format!(
-                "suggestions spread over {s:.3} decades (max/min {:.2}x), more than max_spread {}",
-                10f64.powf(s),
+                "suggestions spread over {s:.3} decades (max/min {}), more than max_spread {}",
+                crate::finder::sweep::ratio(10f64.powf(s)),
                 config.max_spread
             ));
         }
@@ -296,6 +314,8 @@ pub struct CheckConfig {
     pub tolerance: f64,
     /// Re-run the first seed and require an identical curve.
     pub repeat: bool,
+    /// Accept suggestions pinned by `max_lr`.
+    pub allow_pinned: bool,
 }
 
 /// A stability check's report (also usable as a baseline: `suggested_lr` is the median).
@@ -391,7 +411,7 @@ pub fn run_check(
     let rt = &config.range_test;
     let stability = StabilityConfig {
         seeds: (0..config.seeds as u64)
-            .map(|k| rt.setup.seed + k)
+            .map(|k| rt.setup.seed.wrapping_add(k))
             .collect(),
         sweep: rt.sweep.clone(),
         rule: rt.rule,
@@ -399,6 +419,7 @@ pub fn run_check(
         baseline: config.baseline.clone(),
         tolerance: config.tolerance,
         repeat: config.repeat,
+        allow_pinned: config.allow_pinned,
     };
     stability.validate()?;
     rt.validate()?;
@@ -459,7 +480,7 @@ mod tests {
 #[cfg(test)]
 mod generic_tests {
     use super::*;
-    use crate::finder::{StopReason, SweepConfig};
+    use crate::finder::SweepConfig;
 
     /// An analytic curve whose minimum sits at `at`: falls from 1 to 0 on a log scale, then
     /// blows up.
@@ -490,6 +511,7 @@ mod generic_tests {
             baseline: None,
             tolerance: 0.25,
             repeat: true,
+            allow_pinned: false,
         }
     }
 
@@ -540,8 +562,9 @@ mod generic_tests {
         )
         .unwrap();
         assert!(v.interrupted && !v.stable);
-        assert_eq!(v.runs.len(), 2);
-        assert_eq!(v.runs[1].curve.stop, StopReason::Interrupted { step: 5 });
+        // The seed cut off mid-sweep is dropped: only finished ones are kept.
+        assert_eq!(v.runs.len(), 1);
+        assert!(!v.runs[0].curve.stop.is_interrupted());
         assert_eq!(v.failures, ["interrupted after 1 of 3 seeds: no verdict"]);
     }
 

@@ -70,6 +70,13 @@ pub struct SetupArgs {
     pub device: Option<String>,
 }
 
+/// `path` made absolute (symlinks resolved when it exists).
+pub fn absolute(path: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn parse_betas(s: &str) -> std::result::Result<(f64, f64), String> {
     let bad = || format!("'{s}' is not two numbers B1,B2 (e.g. 0.9,0.999)");
     let (a, b) = s.split_once(',').ok_or_else(bad)?;
@@ -104,9 +111,11 @@ impl SetupArgs {
                 .data
                 .or(base.map(|b| b.data))
                 .unwrap_or(DataSource::Digits),
+            // Stored absolute: a report or run read from another directory must still find it.
             data_dir: self
                 .data_dir
-                .clone()
+                .as_deref()
+                .map(absolute)
                 .or_else(|| base.and_then(|b| b.data_dir.clone())),
             model,
             optimizer: self.optimizer(base.map(|b| &b.optimizer))?,
@@ -189,6 +198,10 @@ pub struct SweepArgs {
     /// Number of optimizer steps, one per learning rate
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "Sweep")]
     pub num_steps: usize,
+    /// When the loss has not turned upward by --max, keep climbing the same ladder (at most
+    /// three more decades) until it does
+    #[arg(long, help_heading = "Sweep")]
+    pub extend: bool,
     /// Gradient accumulation: batches per optimizer step
     #[arg(long, value_name = "K", default_value_t = 1, help_heading = "Sweep")]
     pub accumulate: usize,
@@ -266,6 +279,7 @@ impl SweepArgs {
                     skip_start: self.skip_start,
                     skip_end: self.skip_end,
                 },
+                extend: self.extend,
             },
             rule: self.suggest,
         };

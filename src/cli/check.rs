@@ -13,7 +13,7 @@ use lrfind::check::{read_baseline, run_check, CheckConfig, CheckReport};
 use super::invalid;
 use lrfind::learner::StepLoss;
 use lrfind::plot::{self, CheckCurve, CheckPlot, PlotFormat};
-use lrfind::report::atomic::check_writable;
+use lrfind::report::atomic::{check_distinct, check_writable};
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
@@ -48,6 +48,9 @@ pub struct CheckArgs {
     /// Write this run's result to --baseline (atomically) instead of comparing with it
     #[arg(long, requires = "baseline", help_heading = "Check")]
     pub update_baseline: bool,
+    /// Accept suggestions pinned by --max (the loss never turned upward); by default they fail the check
+    #[arg(long, help_heading = "Check")]
+    pub allow_pinned: bool,
     /// Skip re-running the first seed to prove the curve is deterministic
     #[arg(long, help_heading = "Check")]
     pub no_repeat: bool,
@@ -75,6 +78,15 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         check_writable(out)?;
     }
     check_writable(&args.report)?;
+    // Every output a distinct file, and the baseline never overwritten by accident.
+    let mut outputs: Vec<(&str, &std::path::Path)> = vec![("--report", &args.report)];
+    if let Some(out) = &args.out {
+        outputs.push(("--out", out));
+    }
+    if let Some(b) = &args.baseline {
+        outputs.push(("--baseline", b));
+    }
+    check_distinct(&outputs)?;
     let baseline = match (&args.baseline, args.update_baseline) {
         (Some(p), false) => Some(read_baseline(p).map_err(|e| {
             invalid(format!(
@@ -96,16 +108,17 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         baseline,
         tolerance: args.tolerance,
         repeat: !args.no_repeat,
+        allow_pinned: args.allow_pinned,
     };
-    let runs = config.seeds + usize::from(config.repeat);
+    let runs = config.seeds.saturating_add(usize::from(config.repeat));
     let pb = progress::bar(
-        (runs * config.range_test.sweep.num_steps) as u64,
+        runs.saturating_mul(config.range_test.sweep.num_steps) as u64,
         args.quiet,
         "{spinner} check [{bar:30}] {msg}",
     );
     let steps = config.range_test.sweep.num_steps;
     let report = run_check(&config, &mut |k, total, e| {
-        pb.set_position((k * steps + e.step + 1) as u64);
+        pb.set_position(k.saturating_mul(steps).saturating_add(e.step + 1) as u64);
         pb.set_message(format!("run {}/{total} lr {:.2e}", k + 1, e.lr));
         if progress::interrupted() {
             ControlFlow::Break(())
@@ -121,14 +134,18 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         return Ok(130);
     }
 
+    // The measurement first, the plot last: a full disk may cost the picture, not the report.
+    report.write(&args.report)?;
+    if let (Some(p), true, false) = (&args.baseline, args.update_baseline, report.interrupted) {
+        report.write(p)?;
+    }
     if let Some(out) = &args.out {
         write_plot(&report, out)?;
     }
-    report.write(&args.report)?;
-    if let (Some(p), true) = (&args.baseline, args.update_baseline) {
-        report.write(p)?;
-    }
     print!("{}", table(&report));
+    if report.interrupted {
+        return Ok(130);
+    }
     if args.update_baseline {
         if let Some(p) = &args.baseline {
             println!("baseline written to {}", p.display());
@@ -191,18 +208,14 @@ fn table(r: &CheckReport) -> String {
             run.suggestion.map_or("-".into(), |v| format!("{v:.3e}")),
             run.rule,
             run.curve.stop,
-            if run.pinned_by_max {
-                " (pinned by --max)"
-            } else {
-                ""
-            }
+            if run.pinned { " (pinned by --max)" } else { "" }
         );
     }
     if let (Some(m), Some(sp), Some(sd)) = (r.suggested_lr, r.spread_decades, r.std_log10) {
         let _ = writeln!(
             s,
-            "median {m:.3e}, spread {sp:.3} decades (max/min {:.2}x, limit {}), std(log10) {sd:.3}",
-            10f64.powf(sp),
+            "median {m:.3e}, spread {sp:.3} decades (max/min {}, limit {}), std(log10) {sd:.3}",
+            lrfind::finder::sweep::ratio(10f64.powf(sp)),
             r.max_spread
         );
     }
@@ -222,7 +235,13 @@ fn table(r: &CheckReport) -> String {
         }
         None => {}
     }
-    if r.stable {
+    if r.interrupted {
+        let _ = writeln!(
+            s,
+            "verdict: none: interrupted after {} seed(s); the report keeps them",
+            r.runs.len()
+        );
+    } else if r.stable {
         let _ = writeln!(s, "verdict: stable");
     } else {
         let _ = writeln!(

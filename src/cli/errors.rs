@@ -25,7 +25,9 @@ fn flag(scope: Scope, field: &str) -> String {
 }
 
 /// Field names that other fields' messages mention, with the flag a user knows them by.
-const MENTIONED: [(&str, &str); 5] = [
+const MENTIONED: [(&str, &str); 7] = [
+    ("set allow_pinned", "pass --allow-pinned"),
+    ("set extend", "use --extend"),
     ("max_lr", "--max"),
     ("min_lr", "--min"),
     ("num_steps", "--num-steps"),

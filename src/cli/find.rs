@@ -11,7 +11,7 @@ use super::progress;
 use anyhow::Result;
 use lrfind::learner::StepLoss;
 use lrfind::plot::{self, PlotFormat, RangeTestPlot};
-use lrfind::report::atomic::check_writable;
+use lrfind::report::atomic::{check_distinct, check_writable};
 use lrfind::report::RangeTestReport;
 
 #[derive(Args, Debug, Clone)]
@@ -52,6 +52,9 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
         check_writable(out)?;
     }
     check_writable(&args.report)?;
+    if let Some(out) = &args.out {
+        check_distinct(&[("--report", &args.report), ("--out", out)])?;
+    }
 
     let pb = progress::bar(
         rt.sweep.num_steps as u64,
@@ -70,10 +73,11 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     pb.finish_and_clear();
     report.timings.total_s = started.elapsed().as_secs_f64();
 
+    // The measurement first: if the plot cannot be written (disk full), the report is kept.
+    report.write(&args.report)?;
     if let Some(out) = &args.out {
         write_plot(&report, out, args.show_rules)?;
     }
-    report.write(&args.report)?;
 
     let summary = summary(&report, args);
     if args.json {
@@ -140,12 +144,19 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         r.sweep.max_lr,
         r.stop_reason
     );
-    if a.pinned_by_max {
+    if let Some(to) = r.extended_to {
         let _ = writeln!(
             s,
-            "warning: the loss never turned upward up to --max {}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {})",
-            r.sweep.max_lr,
-            r.sweep.max_lr * 100.0
+            "  extended past --max {} to {to:.3e} (--extend)",
+            r.sweep.max_lr
+        );
+    }
+    if a.pinned {
+        let upto = r.extended_to.unwrap_or(r.sweep.max_lr);
+        let _ = writeln!(
+            s,
+            "warning: the loss never turned upward up to {upto:.3e}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {:.0e}) or pass --extend",
+            upto * 100.0
         );
     }
     if r.interrupted {

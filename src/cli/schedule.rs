@@ -1,5 +1,8 @@
-//! `lrfind schedule SPEC --steps N`: see a schedule before training with it.
+//! `lrfind schedule SPEC --steps N`: see a schedule before training with it. The table and
+//! the JSON are streamed row by row (memory does not grow with `--steps`); a plot needs every
+//! row in memory and is limited to [`MAX_PLOT_STEPS`].
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -9,7 +12,14 @@ use anyhow::Result;
 use super::invalid;
 use lrfind::plot::{self, PlotFormat, SchedulePlot};
 use lrfind::report::atomic::check_writable;
-use lrfind::schedule::{simulate, ParamGroups, SchedulerConfig};
+use lrfind::schedule::check::check_row;
+use lrfind::schedule::{check_schedule, simulate, ParamGroups, SchedulerConfig, Steps};
+
+/// Most steps `--out` plots (every row is held in memory for the plot).
+pub const MAX_PLOT_STEPS: usize = 1_000_000;
+/// Steps whose values are all checked before the first line is printed; past them a bad value
+/// stops the stream where it occurs.
+const CHECK_AHEAD_STEPS: usize = 1_000_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct ScheduleArgs {
@@ -34,7 +44,7 @@ pub struct ScheduleArgs {
     /// ReduceLROnPlateau: file with one metric per step (numbers separated by whitespace, commas or newlines)
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
-    /// Plot the LR (and momentum) against the step (.png or .svg)
+    /// Plot the LR (and momentum) against the step (.png or .svg; at most 1000000 steps)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Print JSON {"lr": [[...]], "momentum": [[...]]} instead of a table
@@ -70,6 +80,12 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
             args.lr
         )));
     }
+    if !args.momentum.is_finite() {
+        return Err(invalid(format!(
+            "--momentum {}: must be a finite number",
+            args.momentum
+        )));
+    }
     let metrics = match &args.metrics {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -80,54 +96,149 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
     };
     if let Some(out) = &args.out {
         PlotFormat::from_path(out)?;
+        if args.steps > MAX_PLOT_STEPS {
+            return Err(invalid(format!(
+                "--steps {}: --out plots at most {MAX_PLOT_STEPS} steps; drop --out to print all of them",
+                args.steps
+            )));
+        }
         check_writable(out)?;
     }
     let n = lrs.len();
     let groups = ParamGroups::new(lrs, Some(vec![args.momentum; n]));
-    let trace = simulate(&config, groups, args.steps, metrics.as_deref())?;
-    let momentum = config
-        .cycles_momentum()
-        .then_some(trace.momentum.as_deref())
-        .flatten();
+    let metrics = metrics.as_deref();
+    // Build errors and missing metrics first, then every value we can check before printing.
+    Steps::new(&config, groups.clone(), args.steps, metrics)?;
+    check_schedule(&config, &groups, args.steps.min(CHECK_AHEAD_STEPS), metrics)?;
+    let with_momentum = config.cycles_momentum();
     if let Some(out) = &args.out {
+        let trace = simulate(&config, groups.clone(), args.steps, metrics)?;
         plot::schedule(
             out,
             &SchedulePlot {
                 lr: &trace.lr,
-                momentum,
+                momentum: trace.momentum.as_deref().filter(|_| with_momentum),
                 title: config.to_string(),
             },
         )?;
     }
-    if args.json {
-        let mut v = serde_json::json!({ "scheduler": config, "lr": trace.lr });
-        if let Some(m) = momentum {
-            v["momentum"] = serde_json::json!(m);
-        }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    let stdout = io::stdout();
+    let mut w = io::BufWriter::new(stdout.lock());
+    let written = if args.json {
+        write_json(&mut w, &config, &groups, args.steps, metrics, with_momentum)
     } else {
-        let mut header = String::from(" step");
-        for g in 0..n {
-            header.push_str(&format!("  {:>13}", format!("lr[{g}]")));
+        write_table(&mut w, &config, &groups, args.steps, metrics, with_momentum)
+    };
+    match written.and_then(|()| w.flush().map_err(Out::Io)) {
+        Ok(()) => Ok(0),
+        // A closed pipe (`| head`) is the reader's choice: stop quietly, as ripgrep does.
+        Err(Out::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(Out::Io(e)) => Err(lrfind::Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
         }
-        if momentum.is_some() {
-            for g in 0..n {
-                header.push_str(&format!("  {:>10}", format!("mom[{g}]")));
-            }
-        }
-        println!("{header}");
-        for (i, row) in trace.lr.iter().enumerate() {
-            let mut line = format!("{i:>5}");
-            for v in row {
-                line.push_str(&format!("  {v:>13.6e}"));
-            }
-            if let Some(m) = momentum.and_then(|m| m.get(i)) {
-                for v in m {
-                    line.push_str(&format!("  {v:>10.6}"));
-                }
-            }
-            println!("{line}");
+        .into()),
+        Err(Out::Schedule(e)) => {
+            let _ = w.flush();
+            Err(e.into())
         }
     }
-    Ok(0)
+}
+
+/// Why streaming stopped.
+enum Out {
+    Io(io::Error),
+    Schedule(lrfind::schedule::ScheduleError),
+}
+
+impl From<io::Error> for Out {
+    fn from(e: io::Error) -> Self {
+        Out::Io(e)
+    }
+}
+
+impl From<lrfind::schedule::ScheduleError> for Out {
+    fn from(e: lrfind::schedule::ScheduleError) -> Self {
+        Out::Schedule(e)
+    }
+}
+
+/// Calls `row(k, groups)` for every checked row of the schedule.
+fn each_row(
+    config: &SchedulerConfig,
+    groups: &ParamGroups,
+    steps: usize,
+    metrics: Option<&[f64]>,
+    mut row: impl FnMut(usize, &ParamGroups) -> io::Result<()>,
+) -> std::result::Result<(), Out> {
+    let mut rows = Steps::new(config, groups.clone(), steps, metrics)?;
+    while let Some((k, g)) = rows.next_row()? {
+        check_row(config.name(), k, g)?;
+        row(k, g)?;
+    }
+    Ok(())
+}
+
+fn write_table(
+    w: &mut impl Write,
+    config: &SchedulerConfig,
+    groups: &ParamGroups,
+    steps: usize,
+    metrics: Option<&[f64]>,
+    with_momentum: bool,
+) -> std::result::Result<(), Out> {
+    let n = groups.len();
+    let mut header = String::from(" step");
+    for g in 0..n {
+        header.push_str(&format!("  {:>13}", format!("lr[{g}]")));
+    }
+    if with_momentum {
+        for g in 0..n {
+            header.push_str(&format!("  {:>10}", format!("mom[{g}]")));
+        }
+    }
+    writeln!(w, "{header}")?;
+    each_row(config, groups, steps, metrics, |k, g| {
+        write!(w, "{k:>5}")?;
+        for v in &g.lr {
+            write!(w, "  {v:>13.6e}")?;
+        }
+        if with_momentum {
+            for v in g.momentum.iter().flatten() {
+                write!(w, "  {v:>10.6}")?;
+            }
+        }
+        writeln!(w)
+    })
+}
+
+/// `{"scheduler": ..., "lr": [[...], ...], "momentum": [[...], ...]}`, one row per line; the
+/// momentum rows come from a second run of the (deterministic) schedule.
+fn write_json(
+    w: &mut impl Write,
+    config: &SchedulerConfig,
+    groups: &ParamGroups,
+    steps: usize,
+    metrics: Option<&[f64]>,
+    with_momentum: bool,
+) -> std::result::Result<(), Out> {
+    let row_json = |v: &[f64]| serde_json::to_string(v).unwrap_or_default();
+    // Serializing a Map/Vec/str tree cannot fail.
+    let scheduler = serde_json::to_string(config).unwrap_or_default();
+    write!(w, "{{\"scheduler\": {scheduler},\n\"lr\": [")?;
+    each_row(config, groups, steps, metrics, |k, g| {
+        let sep = if k == 0 { "\n" } else { ",\n" };
+        write!(w, "{sep}{}", row_json(&g.lr))
+    })?;
+    write!(w, "\n]")?;
+    if with_momentum {
+        write!(w, ",\n\"momentum\": [")?;
+        each_row(config, groups, steps, metrics, |k, g| {
+            let sep = if k == 0 { "\n" } else { ",\n" };
+            write!(w, "{sep}{}", row_json(g.momentum.as_deref().unwrap_or(&[])))
+        })?;
+        write!(w, "\n]")?;
+    }
+    writeln!(w, "}}")?;
+    Ok(())
 }

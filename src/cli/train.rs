@@ -118,16 +118,19 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let epochs = args.epochs.unwrap_or(5);
     let (setup, lr, source, device) = if args.use_suggested {
-        let report: RangeTestReport = RangeTestReport::read(&args.report).map_err(|e| {
+        let bad_report = |e: lrfind::Error| {
+            let text = e.to_string();
+            let prefix = format!("{}: ", args.report.display());
             invalid(format!(
-                "report {}: {}; run `lrfind --report {}` first to make one",
+                "report {}: {}; run `lrfind --report {}` to make one",
                 args.report.display(),
-                e.to_string()
-                    .strip_prefix(&format!("{}: ", args.report.display()))
-                    .unwrap_or(&e.to_string()),
+                text.strip_prefix(&prefix).unwrap_or(&text),
                 args.report.display()
             ))
-        })?;
+        };
+        let report: RangeTestReport = RangeTestReport::read(&args.report).map_err(bad_report)?;
+        // Read back from a file a person may have edited: checked like flags.
+        report.validate().map_err(bad_report)?;
         if let Some(d) = args.setup.data {
             if d != report.settings.data {
                 return Err(invalid(format!(
@@ -148,6 +151,13 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
                     .map_or("none".into(), |e| e.to_string())
             ))
         })?;
+        if report.analysis.pinned {
+            eprintln!(
+                "warning: the suggestion {lr:.3e} in {} is pinned by --max {}: the loss never turned upward, so this LR is bounded by the range, not measured; rerun the range test with a higher --max or --extend",
+                args.report.display(),
+                report.sweep.max_lr
+            );
+        }
         let base = lrfind::range_test::Setup {
             data: report.settings.data,
             data_dir: match report.settings.data_origin.as_str() {
@@ -190,22 +200,36 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         scheduler: scheduler(args)?,
         schedule_every: args.schedule_every,
         patience: args.patience,
-        eval_batch_size: args.eval_batch_size.max(1),
+        eval_batch_size: args.eval_batch_size,
     };
     config.validate()?;
-    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads.
+    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads,
+    // and run it over the planned epochs (a lower bound on its steps: at least one per epoch)
+    // so a negative or non-finite LR fails now too; Run::new checks the exact plan.
     if let Some(s) = &config.scheduler {
         let mut s = s.clone();
         s.fill_total_steps(1_000_000);
         let mut groups = config.param_groups();
         s.build(&mut groups)?;
+        lrfind::schedule::check_schedule(&s, &config.param_groups(), config.epochs, None)?;
     }
     Ok(config)
 }
 
+/// `runs/<UTC time to the millisecond>`; [`RunDir::create_unique`] adds `-2`, `-3`, … if
+/// another run took that name in the same millisecond.
 fn default_out_dir() -> PathBuf {
-    let ts = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     PathBuf::from("runs").join(ts.replace(':', "-").trim_end_matches('Z'))
+}
+
+/// Whether the scheduler's plan depends on the run's length (OneCycleLR without its own
+/// `total_steps`/`epochs`): then `--epochs` cannot change on resume without re-planning.
+fn plans_over_run_length(s: &SchedulerConfig) -> bool {
+    let (mut a, mut b) = (s.clone(), s.clone());
+    a.fill_total_steps(1);
+    b.fill_total_steps(2);
+    a != b
 }
 
 /// The command line's observer: the run directory plus progress bars and per-epoch lines.
@@ -272,6 +296,15 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                         state.epochs_done
                     )));
                 }
+                if e != config.epochs
+                    && config.scheduler.as_ref().is_some_and(plans_over_run_length)
+                {
+                    return Err(invalid(format!(
+                        "--epochs {e}: the run in {} plans its OneCycleLR over {} epochs; changing the length on resume would re-plan the cycle mid-run; resume without --epochs, or start a new run",
+                        path.display(),
+                        config.epochs
+                    )));
+                }
                 config.epochs = e;
             }
             let (data, _) = config.setup.device_data(&device)?;
@@ -294,11 +327,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         }
         None => {
             let config = resolve(args)?;
-            let out = args.out_dir.clone().unwrap_or_else(default_out_dir);
-            let dir = RunDir::create(&out, plot_format)?;
+            // Fail on a directory holding a run now, not after loading the data.
+            if let Some(out) = &args.out_dir {
+                RunDir::precheck(out)?;
+            }
+            // Data first: a run that cannot start (bad data) creates no directory.
             let (device, data) = train::prepare(&config)?;
             let run = Run::new(config, data, &device)?;
-            dir.write_config(&run.config)?;
+            let mut dir = match &args.out_dir {
+                Some(out) => RunDir::create(out, plot_format)?,
+                None => RunDir::create_unique(&default_out_dir(), plot_format)?,
+            };
+            if let Err(e) = dir.write_config(&run.config) {
+                dir.remove_if_unused();
+                return Err(e.into());
+            }
             println!(
                 "training {} on {} with {} at lr {:.3e} for {} epoch(s) → {}",
                 run.config.setup.model.name(),
@@ -306,7 +349,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 run.config.setup.optimizer.name(),
                 run.config.lr,
                 run.config.epochs,
-                out.display()
+                dir.path.display()
             );
             (run, dir)
         }
@@ -330,7 +373,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         batch_bar,
         total_epochs,
     };
-    let outcome = run.train(&mut obs)?;
+    let outcome = match run.train(&mut obs) {
+        Ok(o) => o,
+        Err(e) => {
+            // A new run that failed before finishing an epoch has nothing to resume: take
+            // back its config.json (and the directory, if this run made it), so the
+            // --out-dir is free again.
+            if args.resume.is_none() && run.state.epochs_done == 0 {
+                drop(obs);
+                let _ = std::fs::remove_file(dir.file(train::run_dir::CONFIG));
+                let mut dir = dir;
+                dir.remove_if_unused();
+            }
+            return Err(e.into());
+        }
+    };
     obs.batch_bar.finish_and_clear();
     obs.epochs_bar.finish_and_clear();
     let s = &run.state;

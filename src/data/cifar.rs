@@ -30,7 +30,8 @@ fn batches_dir(dir: &Path) -> Result<std::path::PathBuf> {
 fn read_batches(files: &[std::path::PathBuf]) -> Result<Split> {
     let mut split = Split::default();
     for f in files {
-        let bytes = super::idx::read_maybe_gz(f)?;
+        // A real batch holds 10,000 records; allow five times that before calling it too long.
+        let bytes = super::idx::read_maybe_gz(f, 50_000 * RECORD)?;
         if bytes.is_empty() || bytes.len() % RECORD != 0 {
             return Err(Error::data(
                 f,

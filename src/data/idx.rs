@@ -10,22 +10,117 @@ use super::{ImageShape, Split};
 const IMAGES_MAGIC: u32 = 0x0000_0803; // unsigned bytes, 3 dimensions
 const LABELS_MAGIC: u32 = 0x0000_0801; // unsigned bytes, 1 dimension
 
-/// Reads a whole file, inflating it when it starts with the gzip magic (whatever its name).
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
+/// Largest IDX payload lrfind reads (the header is checked against it before inflating):
+/// full MNIST training images are 47 MB.
+pub const MAX_IDX_BYTES: usize = 1 << 30;
+
+/// Opens `path` as a byte stream, inflated when it starts with the gzip magic (whatever its
+/// name). Every member of a multi-member gzip is read, as `gunzip` does.
+pub fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        // IDX files are a few dozen MB at most; reserve a guess to avoid regrowth.
-        let mut out = Vec::with_capacity(raw.len() * 5);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
-        Ok(out)
+    let mut r = std::io::BufReader::new(file);
+    let head = r.fill_buf().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(r)), true))
     } else {
-        Ok(raw)
+        Ok((Box::new(r), false))
     }
+}
+
+/// Appends up to `limit + 1` bytes of `r` to `out`; `Ok(true)` if there were more than
+/// `limit` (the extra byte is left in `out`). The reader is never drained further, so a gzip
+/// bomb is not inflated past what was asked for.
+fn read_bounded(
+    path: &Path,
+    r: &mut dyn Read,
+    gz: bool,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    // Reserve what the header promises, within reason; a lying header costs no memory.
+    out.reserve(limit.min(64 << 20));
+    let start = out.len();
+    r.take(limit as u64 + 1).read_to_end(out).map_err(|e| {
+        if gz {
+            Error::data(path, format!("corrupt gzip data: {e}"))
+        } else {
+            Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    Ok(out.len() - start > limit)
+}
+
+/// Reads a whole file (inflated if gzip), failing once it passes `limit` bytes.
+pub fn read_maybe_gz(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let (mut r, gz) = open_maybe_gz(path)?;
+    let mut out = Vec::new();
+    if read_bounded(path, &mut r, gz, limit, &mut out)? {
+        return Err(Error::data(
+            path,
+            format!(
+                "file is too long: more than {limit} bytes{}",
+                if gz { " once inflated" } else { "" }
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads an IDX file: the header first, then exactly the bytes it declares (and one more,
+/// to detect trailing data), so memory is bounded by the header's sizes.
+fn read_idx_file(path: &Path, images: bool) -> Result<Vec<u8>> {
+    let (mut r, gz) = open_maybe_gz(path)?;
+    let header = if images { 16 } else { 8 };
+    let mut bytes = Vec::with_capacity(header);
+    // One byte past the header tells "only a header" from "data follows"; it stays in `bytes`.
+    let more = read_bounded(path, &mut r, gz, header, &mut bytes)?;
+    if !more {
+        return Ok(bytes); // the parser names a truncated or empty file
+    }
+    let magic = be_u32(&bytes, 0);
+    let want = if images {
+        if magic != IMAGES_MAGIC {
+            return Ok(bytes);
+        }
+        (be_u32(&bytes, 4) as usize)
+            .checked_mul(be_u32(&bytes, 8) as usize)
+            .and_then(|x| x.checked_mul(be_u32(&bytes, 12) as usize))
+    } else {
+        if magic != LABELS_MAGIC {
+            return Ok(bytes);
+        }
+        Some(be_u32(&bytes, 4) as usize)
+    };
+    let want = match want {
+        Some(w) if w <= MAX_IDX_BYTES => w,
+        _ => {
+            return Err(Error::data(
+                path,
+                format!(
+                    "the header declares more than {} MiB of data (lrfind's limit for an IDX file)",
+                    MAX_IDX_BYTES >> 20
+                ),
+            ))
+        }
+    };
+    // `bytes` already holds the first payload byte.
+    if want == 0 || read_bounded(path, &mut r, gz, want - 1, &mut bytes)? {
+        return Err(Error::data(
+            path,
+            format!("more data than the {want} bytes its header declares: file is too long"),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn be_u32(bytes: &[u8], at: usize) -> u32 {
@@ -142,8 +237,8 @@ pub fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
 
 /// Reads one split (images + labels) from files, checking they agree.
 pub fn read_split(images: &Path, labels: &Path, classes: usize) -> Result<(ImageShape, Split)> {
-    let (n, h, w, pixels) = parse_images(images, read_maybe_gz(images)?)?;
-    let labels_v = parse_labels(labels, read_maybe_gz(labels)?, classes)?;
+    let (n, h, w, pixels) = parse_images(images, read_idx_file(images, true)?)?;
+    let labels_v = parse_labels(labels, read_idx_file(labels, false)?, classes)?;
     split_from_parts(images, labels, n, h, w, pixels, labels_v)
 }
 
@@ -158,7 +253,7 @@ pub fn split_from_bytes(
     let lp = PathBuf::from(format!("{name}/labels"));
     let inflate = |p: &Path, b: &[u8]| -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(b)
+        flate2::read::MultiGzDecoder::new(b)
             .read_to_end(&mut out)
             .map_err(|e| Error::data(p, format!("corrupt gzip data: {e}")))?;
         Ok(out)
@@ -264,11 +359,60 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(&images(2, 1, 1, 0)).unwrap();
         std::fs::write(&p, enc.finish().unwrap()).unwrap();
-        assert_eq!(read_maybe_gz(&p).unwrap(), images(2, 1, 1, 0));
+        assert_eq!(read_maybe_gz(&p, 1000).unwrap(), images(2, 1, 1, 0));
         std::fs::write(&p, [0x1f, 0x8b, 1, 2, 3]).unwrap();
-        assert!(read_maybe_gz(&p)
+        assert!(read_maybe_gz(&p, 1000)
             .unwrap_err()
             .to_string()
             .contains("corrupt gzip"));
+    }
+
+    fn gz(parts: &[&[u8]]) -> Vec<u8> {
+        use std::io::Write;
+        let mut all = Vec::new();
+        for p in parts {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(p).unwrap();
+            all.extend(enc.finish().unwrap());
+        }
+        all
+    }
+
+    #[test]
+    fn a_multi_member_gzip_is_read_whole() {
+        // `cat a.gz b.gz` is a valid gzip file (RFC 1952) and gunzip reads both members.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("imgs.gz");
+        let whole = images(3, 2, 2, 0);
+        std::fs::write(&p, gz(&[&whole[..10], &whole[10..]])).unwrap();
+        let (n, _, _, px) = parse_images(&p, read_idx_file(&p, true).unwrap()).unwrap();
+        assert_eq!((n, px.len()), (3, 12));
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_declared_size() {
+        // Header for 2 images of 1x1, then 64 MiB of zeros: reading stops one byte past the
+        // declared 2 bytes, without inflating the rest.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.gz");
+        let mut body = images(2, 1, 1, 0);
+        body.resize(64 << 20, 0);
+        std::fs::write(&p, gz(&[&body])).unwrap();
+        let e = read_idx_file(&p, true).unwrap_err().to_string();
+        assert!(e.contains("too long") && e.contains("2 bytes"), "{e}");
+        // A header declaring more than the limit is refused before reading.
+        let mut h = Vec::new();
+        for x in [IMAGES_MAGIC, 100_000, 1000, 1000] {
+            h.extend(x.to_be_bytes());
+        }
+        h.extend([0u8; 100]);
+        std::fs::write(&p, gz(&[&h])).unwrap();
+        let e = read_idx_file(&p, true).unwrap_err().to_string();
+        assert!(e.contains("limit"), "{e}");
+        // Raw (not gzip) files get the same bound, and a short one is truncated.
+        let raw = dir.path().join("raw");
+        std::fs::write(&raw, images(3, 2, 2, -2)).unwrap();
+        let e = parse_images(&raw, read_idx_file(&raw, true).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

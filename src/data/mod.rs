@@ -206,7 +206,11 @@ pub fn load_dir(source: DataSource, dir: &Path) -> Result<Dataset> {
         classes: 10,
         train,
         test,
-        origin: dir.display().to_string(),
+        // Absolute: reports and runs record it, and are read from other directories.
+        origin: std::fs::canonicalize(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string(),
     })
 }
 

@@ -37,6 +37,10 @@ pub struct Analysis {
     /// The loss never turned upward inside the range: the suggestion is bounded by `max_lr`,
     /// not by a blow-up that was observed.
     pub pinned_by_max: bool,
+    /// There is a suggestion and it is pinned by `--max` (`pinned_by_max`): the number is
+    /// bounded by the range, not measured. `train --use-suggested` warns, `check` fails it.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// Applies every rule to the finite part of `curve` and picks `chosen`.
@@ -60,12 +64,14 @@ pub fn analyse(curve: &Curve, window: Window, chosen: Rule) -> Analysis {
             }
         })
         .collect();
+    let pinned_by_max = !turned_upward(curve, &smoothed);
     Analysis {
         rules,
         chosen_rule: chosen,
+        pinned: pinned_by_max && suggestion.is_some(),
         suggestion,
         no_suggestion,
-        pinned_by_max: !turned_upward(curve, &smoothed),
+        pinned_by_max,
     }
 }
 
@@ -108,6 +114,7 @@ mod tests {
             Rule::Steepest,
         );
         assert!(a.pinned_by_max);
+        assert!(a.pinned);
         assert!(a.suggestion.is_some());
         assert_eq!(a.rules.len(), Rule::ALL.len());
     }
@@ -120,6 +127,7 @@ mod tests {
         let stop = StopReason::Completed;
         let a = analyse(&curve(lrs, y, stop), Window::default(), Rule::Valley);
         assert!(!a.pinned_by_max);
+        assert!(!a.pinned);
         assert_eq!(a.chosen_rule, Rule::Valley);
         assert_eq!(a.suggestion.as_ref().map(|s| s.rule), Some(Rule::Valley));
     }

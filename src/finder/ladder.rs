@@ -27,27 +27,26 @@ impl std::str::FromStr for LadderMode {
 ///
 /// Callers validate `0 < min < max` (finite) and `n >= 2`; see `SweepConfig::validate`.
 pub fn ladder(min: f64, max: f64, n: usize, mode: LadderMode) -> Vec<f64> {
-    let last = n.saturating_sub(1).max(1) as f64;
-    let mut lrs: Vec<f64> = (0..n)
-        .map(|k| {
-            let t = k as f64 / last;
-            match mode {
-                // exp(ln(min) + t·ln(max/min)) rather than min·ratio^t: one rounding less.
-                LadderMode::Exp => (min.ln() + t * (max / min).ln()).exp(),
-                LadderMode::Linear => min + t * (max - min),
-            }
-        })
-        .collect();
+    (0..n).map(|k| ladder_lr(min, max, n, mode, k)).collect()
+}
+
+/// The `k`-th learning rate of [`ladder`], computed alone so a sweep needs no array (a
+/// billion-step sweep allocates nothing up front). `k >= n` continues the same ladder past
+/// `max` (same ratio per step for exp, same increment for linear): `--extend`.
+pub fn ladder_lr(min: f64, max: f64, n: usize, mode: LadderMode, k: usize) -> f64 {
     // Pin both ends exactly; the formulas may land one ulp off.
-    if let Some(first) = lrs.first_mut() {
-        *first = min;
+    if k == 0 {
+        return min;
     }
-    if n >= 2 {
-        if let Some(l) = lrs.last_mut() {
-            *l = max;
-        }
+    if n >= 2 && k == n - 1 {
+        return max;
     }
-    lrs
+    let t = k as f64 / n.saturating_sub(1).max(1) as f64;
+    match mode {
+        // exp(ln(min) + t·ln(max/min)) rather than min·ratio^t: one rounding less.
+        LadderMode::Exp => (min.ln() + t * (max / min).ln()).exp(),
+        LadderMode::Linear => min + t * (max - min),
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +81,21 @@ mod tests {
             assert!((w[1] - w[0] - d).abs() < 1e-15);
         }
         assert_eq!(ladder(1.0, 3.0, 3, LadderMode::Linear), vec![1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn ladder_continues_past_max_with_the_same_step() {
+        let l = ladder(1e-6, 1.0, 7, LadderMode::Exp);
+        for k in 7..10 {
+            let v = ladder_lr(1e-6, 1.0, 7, LadderMode::Exp, k);
+            let want = 10f64.powi(k as i32 - 6);
+            assert!((v / want - 1.0).abs() < 1e-12, "{k}: {v}");
+        }
+        assert_eq!(ladder_lr(1e-6, 1.0, 7, LadderMode::Exp, 3), l[3]);
+        assert_eq!(ladder_lr(1.0, 3.0, 3, LadderMode::Linear, 5), 6.0);
+        // A huge n computes any single LR without an array.
+        let v = ladder_lr(1e-7, 10.0, usize::MAX, LadderMode::Exp, 1);
+        assert!((v / 1e-7 - 1.0).abs() < 1e-12, "{v}");
     }
 
     #[test]

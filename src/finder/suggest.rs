@@ -98,7 +98,22 @@ pub enum NoSuggestion {
     NoDescent,
     #[error("the loss is not finite inside the window")]
     NonFinite,
+    /// The smoothed loss fell less than [`MIN_FALL`] of its level: a flat curve (the range
+    /// lies below where the model learns), whose lowest point is noise, not a signal.
+    #[error(
+        "no real descent: the smoothed loss fell only {:.1}% from its start plateau (at least {:.0}% is needed); the range is too low: raise --max (or use --extend)",
+        fall * 100.0,
+        need * 100.0
+    )]
+    NoRealDescent { fall: f64, need: f64 },
 }
+
+/// The smoothed loss must fall at least this fraction of its start-plateau level (the
+/// highest smoothed loss before the minimum) for any rule to suggest. Measured on the
+/// embedded digits: Adam 1e-6..1 falls 34 %, plain SGD 1e-6..1 (100 steps, the EMA lagging
+/// behind a late descent) 2.3 %, SGD 1e-4..0.3 1.5 %; ranges below where the model learns
+/// (Adam 1e-8..1e-6, SGD 1e-7..1e-5) move 0.07 %, Adam 1e-7..1e-4 0.4 %.
+pub const MIN_FALL: f64 = 0.01;
 
 /// Which points of the curve the rules may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +161,13 @@ pub fn suggest(
     }
     if rule != Rule::Minimum && !y.windows(2).any(|w| w[1] < w[0]) {
         return Err(NoSuggestion::NoDescent);
+    }
+    let fall = largest_fall(y);
+    if fall.is_nan() || fall < MIN_FALL {
+        return Err(NoSuggestion::NoRealDescent {
+            fall,
+            need: MIN_FALL,
+        });
     }
     let ln: Vec<f64> = x.iter().map(|v| v.ln()).collect();
     let (lr, i) = match rule {
@@ -214,6 +236,20 @@ pub fn suggest_all(
         .into_iter()
         .map(|r| (r, suggest(r, lrs, smoothed, window)))
         .collect()
+}
+
+/// The largest fall of `y` from an earlier peak to a later point, relative to that peak
+/// (0 for a curve that never falls).
+fn largest_fall(y: &[f64]) -> f64 {
+    let mut peak = f64::NEG_INFINITY;
+    let mut best = 0.0f64;
+    for &v in y {
+        peak = peak.max(v);
+        if peak != 0.0 {
+            best = best.max((peak - v) / peak.abs());
+        }
+    }
+    best
 }
 
 /// numpy.gradient over unevenly spaced x: central differences inside, one-sided at the ends.
@@ -457,6 +493,30 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("too few points"));
+    }
+
+    #[test]
+    fn a_flat_curve_has_no_real_descent_for_any_rule() {
+        // Wiggles of ±0.2 % around 2.3 (the flat start of a range below where the model
+        // learns): it has local descents, but nothing that is a fall.
+        let lrs = ladder(1e-8, 1e-6, 100, LadderMode::Exp);
+        let y: Vec<f64> = (0..100)
+            .map(|i| 2.3 + 0.002 * ((i as f64 * 1.7).sin()) - 0.00002 * i as f64)
+            .collect();
+        for rule in Rule::ALL {
+            let e = suggest(rule, &lrs, &y, Window::default()).unwrap_err();
+            assert!(
+                matches!(e, NoSuggestion::NoRealDescent { .. }),
+                "{rule}: {e:?}"
+            );
+            assert!(e.to_string().contains("raise --max"), "{e}");
+        }
+        // The same curve with a 2 % fall at the end suggests.
+        let mut y2 = y.clone();
+        for (i, v) in y2.iter_mut().enumerate().skip(70) {
+            *v -= 0.05 * (i - 70) as f64 / 29.0;
+        }
+        assert!(suggest(Rule::Fall, &lrs, &y2, Window::default()).is_ok());
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use super::ladder::{ladder, LadderMode};
+use super::analysis::UPTURN;
+use super::ladder::{ladder, ladder_lr, LadderMode};
 use super::smooth::Ema;
 use super::suggest::Window;
 use crate::error::{Error, Result, Scope};
@@ -66,7 +67,14 @@ pub struct SweepConfig {
     pub diverge: f64,
     /// The part of the curve the suggestion rules read.
     pub window: Window,
+    /// Keep climbing the ladder past `max_lr` (at most [`EXTEND_DECADES`] more) until the
+    /// smoothed loss turns upward.
+    #[serde(default)]
+    pub extend: bool,
 }
+
+/// How far `extend` may climb past `max_lr`, in decades.
+pub const EXTEND_DECADES: i32 = 3;
 
 impl Default for SweepConfig {
     fn default() -> Self {
@@ -78,6 +86,7 @@ impl Default for SweepConfig {
             smooth: 0.98,
             diverge: 4.0,
             window: Window::default(),
+            extend: false,
         }
     }
 }
@@ -120,9 +129,19 @@ impl SweepConfig {
         Ok(())
     }
 
-    /// The learning rates this sweep will visit.
+    /// The learning rates this sweep will visit (without `extend`).
     pub fn lrs(&self) -> Vec<f64> {
         ladder(self.min_lr, self.max_lr, self.num_steps, self.mode)
+    }
+
+    /// The `k`-th learning rate of the ladder (past `num_steps`: its continuation).
+    pub fn lr_at(&self, k: usize) -> f64 {
+        ladder_lr(self.min_lr, self.max_lr, self.num_steps, self.mode, k)
+    }
+
+    /// The highest LR `--extend` may reach.
+    pub fn extend_limit(&self) -> f64 {
+        self.max_lr * 10f64.powi(EXTEND_DECADES)
     }
 }
 
@@ -161,12 +180,23 @@ impl std::fmt::Display for StopReason {
                 best,
             } => write!(
                 f,
-                "diverged at step {step}: smoothed loss {smoothed:.4} is {:.1}x the best ({best:.4})",
-                smoothed / best
+                "diverged at step {step}: smoothed loss {smoothed:.4} is {} the best ({best:.4})",
+                ratio(smoothed / best)
             ),
             StopReason::NonFiniteLoss { step } => write!(f, "loss became NaN/inf at step {step}"),
             StopReason::Interrupted { step } => write!(f, "interrupted after step {step}"),
         }
+    }
+}
+
+/// A ratio for people: `4.2x`, `12345x`, `1.2e13x` (never a 14-digit number).
+pub fn ratio(r: f64) -> String {
+    if !r.is_finite() {
+        "far above".into()
+    } else if r.abs() < 1e5 {
+        format!("{r:.1}x")
+    } else {
+        format!("{r:.1e}x")
     }
 }
 
@@ -224,16 +254,31 @@ pub fn run_sweep<M: TrainStep + ?Sized>(
     observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
 ) -> Result<Curve> {
     config.validate()?;
-    let ladder = config.lrs();
+    // The LRs are computed one at a time: no array the size of --num-steps up front.
+    let n = config.num_steps;
+    let reserve = n.min(4096);
     let mut ema = Ema::new(config.smooth);
     let mut best = f64::INFINITY;
     let mut curve = Curve {
-        lrs: Vec::with_capacity(ladder.len()),
-        losses: Vec::with_capacity(ladder.len()),
-        smoothed: Vec::with_capacity(ladder.len()),
+        lrs: Vec::with_capacity(reserve),
+        losses: Vec::with_capacity(reserve),
+        smoothed: Vec::with_capacity(reserve),
         stop: StopReason::Completed,
     };
-    for (step, &lr) in ladder.iter().enumerate() {
+    let limit = config.extend_limit() * (1.0 + 1e-9);
+    let mut last = f64::NAN;
+    for step in 0.. {
+        if step >= n {
+            // extend: past max_lr only while the loss has not turned upward.
+            let turned = last > best + UPTURN * best.abs();
+            if !config.extend || turned {
+                break;
+            }
+        }
+        let lr = config.lr_at(step);
+        if step >= n && (lr.is_nan() || lr > limit) {
+            break;
+        }
         let loss = model.train_step(lr).map_err(Error::from_user)?;
         curve.lrs.push(lr);
         if !loss.is_finite() {
@@ -243,12 +288,13 @@ pub fn run_sweep<M: TrainStep + ?Sized>(
             break;
         }
         let smoothed = ema.update(loss);
+        last = smoothed;
         curve.losses.push(Some(loss));
         curve.smoothed.push(Some(smoothed));
         best = best.min(smoothed);
         let event = StepEvent {
             step,
-            total: ladder.len(),
+            total: n,
             lr,
             loss,
             smoothed,
@@ -370,6 +416,61 @@ mod tests {
         .unwrap();
         assert_eq!(curve.stop, StopReason::Interrupted { step: 4 });
         assert_eq!(curve.lrs.len(), 5);
+    }
+
+    #[test]
+    fn extend_climbs_past_max_until_the_loss_turns_up() {
+        // Falls until lr 30, then rises: a sweep to 1 would stop still falling.
+        let mut model = |lr: f64| {
+            Ok::<_, Error>(if lr < 30.0 {
+                3.0 - 0.1 * lr.log10()
+            } else {
+                9.0
+            })
+        };
+        let c = SweepConfig {
+            smooth: 0.0,
+            extend: true,
+            ..cfg(61) // 10 steps a decade
+        };
+        let curve = run_sweep(&mut model, &c, &mut |_| ControlFlow::Continue(())).unwrap();
+        let last = *curve.lrs.last().unwrap();
+        assert!(last > 30.0 && last < 40.0, "{last}");
+        let r = curve.lrs[61] / curve.lrs[60];
+        assert!((r - 10f64.powf(0.1)).abs() < 1e-9, "{r}");
+        // Never past three more decades, and not at all without --extend.
+        let mut flat = |lr: f64| Ok::<_, Error>(1.0 / (1.0 + lr));
+        let curve = run_sweep(&mut flat, &c, &mut |_| ControlFlow::Continue(())).unwrap();
+        let last = *curve.lrs.last().unwrap();
+        assert!((last / 1000.0 - 1.0).abs() < 1e-9, "{last}");
+        let plain = SweepConfig { extend: false, ..c };
+        let curve = run_sweep(&mut flat, &plain, &mut |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(curve.lrs.len(), 61);
+    }
+
+    #[test]
+    fn a_billion_steps_allocate_nothing_up_front() {
+        let c = SweepConfig {
+            num_steps: usize::MAX,
+            ..cfg(2)
+        };
+        let mut model = |_lr: f64| Ok::<_, Error>(1.0);
+        let curve = run_sweep(&mut model, &c, &mut |e| {
+            if e.step == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(curve.lrs.len(), 3);
+    }
+
+    #[test]
+    fn huge_ratios_print_compactly() {
+        assert_eq!(ratio(4.34), "4.3x");
+        assert_eq!(ratio(12171311288329.9), "1.2e13x");
+        assert_eq!(ratio(f64::INFINITY), "far above");
     }
 
     #[test]

@@ -39,9 +39,13 @@ impl ModelConfig {
     /// (`256,128`).
     pub fn parse(kind: &str, hidden: &str) -> Result<Self> {
         match kind.to_ascii_lowercase().as_str() {
-            "mlp" => Ok(ModelConfig::Mlp {
-                hidden: parse_hidden(hidden)?,
-            }),
+            "mlp" => {
+                let m = ModelConfig::Mlp {
+                    hidden: parse_hidden(hidden)?,
+                };
+                m.validate()?;
+                Ok(m)
+            }
             "linear" => Ok(ModelConfig::Linear),
             "cnn" => Ok(ModelConfig::Cnn),
             _ => Err(Error::setting(
@@ -68,6 +72,117 @@ impl ModelConfig {
             ModelConfig::Cnn => "cnn".into(),
         }
     }
+}
+
+/// Largest model lrfind builds: weights, gradients and optimizer state together (Adam keeps
+/// two f32 moments per weight), checked before anything is allocated.
+pub const MAX_MODEL_BYTES: u128 = 4 << 30;
+
+/// Bytes per parameter in the worst case: weight, gradient, Adam's two moments (f32 each).
+const BYTES_PER_PARAM: u128 = 16;
+
+impl ModelConfig {
+    /// Checks a model read from flags or a file: widths at least 1, size within
+    /// [`MAX_MODEL_BYTES`] (for MNIST-sized 784-pixel input; [`Model::new`] rechecks with
+    /// the real input size).
+    pub fn validate(&self) -> Result<()> {
+        self.check_size(
+            ImageShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            10,
+        )
+    }
+
+    /// Number of parameters for inputs of `shape` and `classes` outputs (None on overflow).
+    pub fn param_count(&self, shape: ImageShape, classes: usize) -> Option<u128> {
+        let lin = |i: u128, o: u128| i.checked_mul(o)?.checked_add(o);
+        let input = shape.len() as u128;
+        let classes = classes as u128;
+        match self {
+            ModelConfig::Linear => lin(input, classes),
+            ModelConfig::Mlp { hidden } => {
+                let mut total: u128 = 0;
+                let mut fan_in = input;
+                for &h in hidden {
+                    total = total.checked_add(lin(fan_in, h as u128)?)?;
+                    fan_in = h as u128;
+                }
+                total.checked_add(lin(fan_in, classes)?)
+            }
+            ModelConfig::Cnn => {
+                let after = |s: usize| (s.saturating_sub(2)) / 2;
+                let (h, w) = (after(after(shape.height)), after(after(shape.width)));
+                let conv = (shape.channels as u128 * 9 + 1) * 32 + (32 * 9 + 1) * 64;
+                Some(conv + lin(64 * (h * w) as u128, 128)? + lin(128, classes)?)
+            }
+        }
+    }
+
+    fn check_size(&self, shape: ImageShape, classes: usize) -> Result<()> {
+        if let ModelConfig::Mlp { hidden } = self {
+            if hidden.is_empty() || hidden.contains(&0) {
+                return Err(Error::setting(
+                    Scope::Model,
+                    "hidden",
+                    widths(hidden),
+                    "expected comma-separated positive layer widths, e.g. 256,128",
+                ));
+            }
+        }
+        let bytes = self
+            .param_count(shape, classes)
+            .and_then(|n| n.checked_mul(BYTES_PER_PARAM));
+        match bytes {
+            Some(b) if b <= MAX_MODEL_BYTES => Ok(()),
+            _ => Err(Error::setting(
+                Scope::Model,
+                "hidden",
+                match self {
+                    ModelConfig::Mlp { hidden } => widths(hidden),
+                    other => other.name(),
+                },
+                format!("the {} model would need {} of memory for its weights, gradients and optimizer state; the limit is {} GiB (at most {} parameters)",
+                self.name(),
+                bytes.map_or("more than 2^128 bytes".into(), |b| format!(
+                    "{:.1} GiB",
+                    b as f64 / f64::from(1u32 << 30)
+                )),
+                MAX_MODEL_BYTES >> 30,
+                MAX_MODEL_BYTES / BYTES_PER_PARAM
+            ))),
+        }
+    }
+}
+
+/// `256,128`.
+fn widths(hidden: &[usize]) -> String {
+    hidden
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The name of the first tensor holding a NaN or an infinity, if any.
+pub fn non_finite_tensor<'a>(
+    tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+) -> Result<Option<String>> {
+    let mut named: Vec<(&String, &Tensor)> = tensors.into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, t) in named {
+        if !t.dtype().is_float() {
+            continue;
+        }
+        // The sum in f64 is finite exactly when every f32 element is (no f32 sum overflows it).
+        let s = t.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+        if !s.is_finite() {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
@@ -161,6 +276,9 @@ impl Model {
         seed: u64,
         device: &Device,
     ) -> Result<Self> {
+        // Before any allocation: a zero width would make U(±1/√0) (a panic in rand), and
+        // `--hidden 100000,100000` would abort on a 40 GB allocation.
+        config.check_size(shape, classes)?;
         let mut init = Init {
             rng: ChaCha8Rng::seed_from_u64(seed),
             device: device.clone(),
@@ -385,6 +503,15 @@ impl Model {
 
     /// Loads parameters saved by [`Model::tensors`] (a safetensors checkpoint).
     pub fn load_tensors(&self, path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let mine = tensors
+            .iter()
+            .filter(|(k, _)| self.params.iter().any(|(n, _)| n == *k));
+        if let Some(name) = non_finite_tensor(mine)? {
+            return Err(Error::data(
+                path,
+                format!("tensor '{name}' holds NaN or infinite values"),
+            ));
+        }
         for (name, v) in &self.params {
             let t = tensors
                 .get(name)

@@ -10,7 +10,7 @@ use plotters::style::{register_font, FontStyle};
 use super::layout::Layout;
 use super::text::CrispText;
 use super::{PlotError, PlotFormat};
-use crate::report::atomic::{write_atomic, write_atomic_with};
+use crate::report::atomic::write_atomic;
 
 /// A figure: a fixed size and one generic drawing routine shared by every backend, which
 /// reports what it placed where.
@@ -75,24 +75,24 @@ pub(crate) fn save<F: Figure>(path: &Path, fig: &F) -> Result<(), PlotError> {
             write_atomic(path, svg.as_bytes())?;
         }
         PlotFormat::Png => {
-            // The bitmap encoder wants a path (it picks PNG from the extension, which the
-            // temporary file keeps). A drawing error is smuggled out of the io-typed callback
-            // so it is reported as what it is, not as a write error.
-            let mut drawing_failure = None;
-            let written = write_atomic_with(path, |tmp| {
-                let root = CrispText(BitMapBackend::new(tmp, fig.size())).into_drawing_area();
-                if let Err(e) = fig.draw(&root) {
-                    let msg = e.to_string();
-                    drawing_failure = Some(e);
-                    return Err(std::io::Error::other(msg));
-                }
-                // Encoding/saving failures are genuine I/O problems: let them become WriteError.
-                root.present()
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            });
-            if let Err(e) = written {
-                return Err(drawing_failure.unwrap_or(PlotError::Write(e)));
+            // Drawn and encoded in memory, then written through the atomic path: a drawing
+            // error writes nothing, and no named temporary file can outlive a kill.
+            let (w, h) = fig.size();
+            let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
+            {
+                let root =
+                    CrispText(BitMapBackend::with_buffer(&mut rgb, (w, h))).into_drawing_area();
+                fig.draw(&root)?;
+                root.present().map_err(draw_err)?;
             }
+            let mut png = Vec::new();
+            {
+                use image::ImageEncoder;
+                image::codecs::png::PngEncoder::new(&mut png)
+                    .write_image(&rgb, w, h, image::ColorType::Rgb8)
+                    .map_err(|e| PlotError::Draw(format!("PNG encoding: {e}")))?;
+            }
+            write_atomic(path, &png)?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSource;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Scope};
 use crate::finder::{analyse, Analysis, Curve, Rule, SweepConfig};
 use crate::learner::StepLoss;
 use crate::model::ModelConfig;
@@ -97,6 +97,12 @@ pub struct RangeTestReport<S = RunSettings> {
     pub analysis: Analysis,
     /// The suggested LR (`analysis.suggestion.lr`), at the top level for scripts.
     pub suggested_lr: Option<f64>,
+    /// The suggestion is pinned by `max_lr` (`analysis.pinned`), at the top level for scripts.
+    #[serde(default)]
+    pub pinned: bool,
+    /// With `extend`: the highest LR the sweep reached past `max_lr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_to: Option<f64>,
     /// Why the sweep ended, in words.
     pub stop_reason: String,
     /// The sweep was stopped before its end by the observer (Ctrl-C).
@@ -122,6 +128,8 @@ impl<S> RangeTestReport<S> {
             sweep: sweep.clone(),
             rule,
             suggested_lr: analysis.suggestion.as_ref().map(|s| s.lr),
+            pinned: analysis.pinned,
+            extended_to: curve.lrs.last().copied().filter(|&lr| lr > sweep.max_lr),
             stop_reason: curve.stop.to_string(),
             interrupted: curve.stop.is_interrupted(),
             curve,
@@ -154,7 +162,40 @@ impl<S: DeserializeOwned> RangeTestReport<S> {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::saved(path, format!("not an lrfind range-test report ({e})")))
+        let report: Self = serde_json::from_str(&text)
+            .map_err(|e| Error::saved(path, format!("not an lrfind range-test report ({e})")))?;
+        report
+            .check_numbers()
+            .map_err(|e| Error::saved(path, e.to_string()))?;
+        Ok(report)
+    }
+}
+
+impl<S> RangeTestReport<S> {
+    /// What a hand-edited report could break whatever `S` is: the sweep and the suggestion.
+    fn check_numbers(&self) -> Result<()> {
+        self.sweep.validate()?;
+        if let Some(lr) = self.suggested_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(Error::setting(
+                    Scope::Sweep,
+                    "suggested_lr",
+                    lr,
+                    "must be a positive finite learning rate",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RangeTestReport<RunSettings> {
+    /// A report read back from a file is checked like settings: a hand-edited value must fail
+    /// here with a message, not panic or mislead later.
+    pub fn validate(&self) -> Result<()> {
+        self.settings.model.validate()?;
+        self.settings.optimizer.validate()?;
+        crate::learner::check_batching(self.settings.batch_size, self.settings.accumulate)?;
+        self.check_numbers()
     }
 }

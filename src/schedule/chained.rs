@@ -2,9 +2,70 @@
 //! previous one left, so chainable (multiplicative) updates compose.
 
 use super::base::{LrScheduler, ParamGroups};
+use super::config::SchedulerConfig;
 use super::error::ScheduleError;
 
 const NAME: &str = "ChainedScheduler";
+
+/// `ChainedScheduler(schedulers)`: no keyword arguments of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainedSchedulerConfig {
+    /// The chained schedulers, built in order on the same optimizer.
+    pub schedulers: Vec<SchedulerConfig>,
+}
+
+impl ChainedSchedulerConfig {
+    /// PyTorch's class name.
+    pub const NAME: &'static str = NAME;
+    /// It takes no keyword arguments, only child schedulers.
+    pub const PARAMS: &'static [&'static str] = &[];
+
+    pub fn new(schedulers: Vec<SchedulerConfig>) -> Self {
+        Self { schedulers }
+    }
+
+    /// The children's structure (their values are checked when each is built).
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        check_children(NAME, &self.schedulers)
+    }
+
+    /// Builds every child in order on `groups` (each running its initial step), then the chain.
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<ChainedScheduler, ScheduleError> {
+        self.validate()?;
+        let children = build_all(&self.schedulers, groups)?;
+        ChainedScheduler::new(groups, children)
+    }
+}
+
+/// A composite needs children, none of which may need a metric.
+pub(crate) fn check_children(
+    name: &str,
+    children: &[SchedulerConfig],
+) -> Result<(), ScheduleError> {
+    if children.is_empty() {
+        return Err(ScheduleError::param(
+            name,
+            "expects at least one child scheduler, but got none",
+        ));
+    }
+    if let Some(i) = children.iter().position(SchedulerConfig::needs_metric) {
+        return Err(ScheduleError::param(
+            name,
+            format!(
+                "does not support ReduceLROnPlateau (its step needs a metric), but got one at index {i}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the children in order on the same groups, as one does in Python before passing them.
+pub(crate) fn build_all(
+    children: &[SchedulerConfig],
+    groups: &mut ParamGroups,
+) -> Result<Vec<Box<dyn LrScheduler>>, ScheduleError> {
+    children.iter().map(|c| c.build(groups)).collect()
+}
 
 /// `torch.optim.lr_scheduler.ChainedScheduler`.
 pub struct ChainedScheduler {

@@ -1,170 +1,31 @@
-//! The serde config (`{"scheduler": NAME, "params": {...}, "children": [...]}`, the golden
-//! CASE/CHILD shape), the compact CLI string form, and dispatch to each scheduler's builder.
+//! [`SchedulerConfig`]: one typed config per PyTorch class (each declared in its scheduler's
+//! file), in one enum that reads and writes the golden CASE/CHILD JSON shape
+//! `{"scheduler": NAME, "params": {...}, "children": [...]}`.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::base::{LrScheduler, ParamGroups};
+use super::chained::ChainedSchedulerConfig;
+use super::constant::{ConstantLRConfig, LinearLRConfig};
+use super::cosine::CosineAnnealingLRConfig;
+use super::cyclic::CyclicLRConfig;
 use super::error::ScheduleError;
-use super::{
-    chained, constant, cosine, cyclic, exponential, lambda, one_cycle, plateau, polynomial,
-    sequential, step, warm_restarts,
-};
+use super::exponential::ExponentialLRConfig;
+use super::lambda::{LambdaLRConfig, MultiplicativeLRConfig};
+use super::one_cycle::OneCycleLRConfig;
+use super::params::Params;
+use super::plateau::ReduceLROnPlateauConfig;
+use super::polynomial::PolynomialLRConfig;
+use super::sequential::SequentialLRConfig;
+use super::step::{MultiStepLRConfig, StepLRConfig};
+use super::warm_restarts::CosineAnnealingWarmRestartsConfig;
 
-/// PyTorch's fifteen scheduler classes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchedulerKind {
-    LambdaLR,
-    MultiplicativeLR,
-    StepLR,
-    MultiStepLR,
-    ConstantLR,
-    LinearLR,
-    ExponentialLR,
-    PolynomialLR,
-    CosineAnnealingLR,
-    ChainedScheduler,
-    SequentialLR,
-    ReduceLROnPlateau,
-    CyclicLR,
-    OneCycleLR,
-    CosineAnnealingWarmRestarts,
-}
-
-impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 15] = [
-        Self::LambdaLR,
-        Self::MultiplicativeLR,
-        Self::StepLR,
-        Self::MultiStepLR,
-        Self::ConstantLR,
-        Self::LinearLR,
-        Self::ExponentialLR,
-        Self::PolynomialLR,
-        Self::CosineAnnealingLR,
-        Self::ChainedScheduler,
-        Self::SequentialLR,
-        Self::ReduceLROnPlateau,
-        Self::CyclicLR,
-        Self::OneCycleLR,
-        Self::CosineAnnealingWarmRestarts,
-    ];
-
-    /// PyTorch's class name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::LambdaLR => "LambdaLR",
-            Self::MultiplicativeLR => "MultiplicativeLR",
-            Self::StepLR => "StepLR",
-            Self::MultiStepLR => "MultiStepLR",
-            Self::ConstantLR => "ConstantLR",
-            Self::LinearLR => "LinearLR",
-            Self::ExponentialLR => "ExponentialLR",
-            Self::PolynomialLR => "PolynomialLR",
-            Self::CosineAnnealingLR => "CosineAnnealingLR",
-            Self::ChainedScheduler => "ChainedScheduler",
-            Self::SequentialLR => "SequentialLR",
-            Self::ReduceLROnPlateau => "ReduceLROnPlateau",
-            Self::CyclicLR => "CyclicLR",
-            Self::OneCycleLR => "OneCycleLR",
-            Self::CosineAnnealingWarmRestarts => "CosineAnnealingWarmRestarts",
-        }
-    }
-
-    /// Case-insensitive lookup of a class name.
-    pub fn from_name(name: &str) -> Result<Self, ScheduleError> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| ScheduleError::UnknownScheduler {
-                name: name.to_string(),
-                valid: Self::ALL.map(Self::name).join(", "),
-            })
-    }
-
-    /// The constructor keyword arguments this class accepts (PyTorch's names).
-    pub fn accepted_params(self) -> &'static [&'static str] {
-        match self {
-            Self::LambdaLR | Self::MultiplicativeLR => &["lr_lambda", "last_epoch"],
-            Self::StepLR => &["step_size", "gamma", "last_epoch"],
-            Self::MultiStepLR => &["milestones", "gamma", "last_epoch"],
-            Self::ConstantLR => &["factor", "total_iters", "last_epoch"],
-            Self::LinearLR => &["start_factor", "end_factor", "total_iters", "last_epoch"],
-            Self::ExponentialLR => &["gamma", "last_epoch"],
-            Self::PolynomialLR => &["total_iters", "power", "last_epoch"],
-            Self::CosineAnnealingLR => &["T_max", "eta_min", "last_epoch"],
-            Self::ChainedScheduler => &[],
-            Self::SequentialLR => &["milestones", "last_epoch"],
-            Self::ReduceLROnPlateau => &[
-                "mode",
-                "factor",
-                "patience",
-                "threshold",
-                "threshold_mode",
-                "cooldown",
-                "min_lr",
-                "eps",
-            ],
-            Self::CyclicLR => &[
-                "base_lr",
-                "max_lr",
-                "step_size_up",
-                "step_size_down",
-                "mode",
-                "gamma",
-                "scale_fn",
-                "scale_mode",
-                "cycle_momentum",
-                "base_momentum",
-                "max_momentum",
-                "last_epoch",
-            ],
-            Self::OneCycleLR => &[
-                "max_lr",
-                "total_steps",
-                "epochs",
-                "steps_per_epoch",
-                "pct_start",
-                "anneal_strategy",
-                "cycle_momentum",
-                "base_momentum",
-                "max_momentum",
-                "div_factor",
-                "final_div_factor",
-                "three_phase",
-                "last_epoch",
-            ],
-            Self::CosineAnnealingWarmRestarts => &["T_0", "T_mult", "eta_min", "last_epoch"],
-        }
-    }
-
-    /// ChainedScheduler and SequentialLR wrap child schedulers.
-    pub fn is_composite(self) -> bool {
-        matches!(self, Self::ChainedScheduler | Self::SequentialLR)
-    }
-}
-
-impl fmt::Display for SchedulerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl Serialize for SchedulerKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for SchedulerKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        Self::from_name(&name).map_err(serde::de::Error::custom)
-    }
-}
+/// Deepest nesting of composite schedulers accepted (a real schedule nests two or three).
+pub const MAX_SPEC_DEPTH: usize = 32;
 
 /// Whether PyTorch users step a schedule once per batch or once per epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,37 +35,109 @@ pub enum Interval {
     Epoch,
 }
 
-/// A scheduler with PyTorch's class and keyword-argument names. Serializes to exactly the golden
-/// CASE/CHILD shape: `{"scheduler": "StepLR", "params": {...}, "children": [...]}` (`children`
-/// only for ChainedScheduler / SequentialLR). Parameter values are validated by [`Self::build`],
-/// which knows the number of param groups; names and structure are checked on parsing.
+/// The untyped JSON shape, as written in golden files and `--scheduler-file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SchedulerConfig {
-    #[serde(rename = "scheduler")]
-    pub kind: SchedulerKind,
+pub struct RawConfig {
+    pub scheduler: String,
     #[serde(default)]
     pub params: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<SchedulerConfig>,
+    pub children: Vec<RawConfig>,
+}
+
+/// Declares the enum of configs and everything that only dispatches on the variant.
+macro_rules! configs {
+    ($($variant:ident($cfg:ty)),* $(,)?) => {
+        /// A scheduler with PyTorch's class and keyword-argument names, typed. Serializes to the
+        /// golden CASE/CHILD shape `{"scheduler": "StepLR", "params": {...}, "children": [...]}`.
+        /// Parameter values are checked by [`Self::build`] (each config's `validate`), which
+        /// knows the param groups; names, types and structure when parsing.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum SchedulerConfig {
+            $($variant($cfg),)*
+        }
+
+        $(
+            impl From<$cfg> for SchedulerConfig {
+                fn from(c: $cfg) -> Self {
+                    Self::$variant(c)
+                }
+            }
+        )*
+
+        impl SchedulerConfig {
+            /// PyTorch's fifteen class names.
+            pub const NAMES: &'static [&'static str] = &[$(<$cfg>::NAME,)*];
+
+            /// PyTorch's class name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$cfg>::NAME,)*
+                }
+            }
+
+            /// Checks every value that does not depend on the param groups.
+            pub fn validate(&self) -> Result<(), ScheduleError> {
+                match self {
+                    $(Self::$variant(c) => c.validate(),)*
+                }
+            }
+
+            /// Validates every parameter and builds the scheduler, performing the constructor's
+            /// initial step on `groups` exactly as PyTorch does. Children of a composite are
+            /// built first, in order, on the same groups (as one does in Python before passing
+            /// them in).
+            pub fn build(
+                &self,
+                groups: &mut ParamGroups,
+            ) -> Result<Box<dyn LrScheduler>, ScheduleError> {
+                groups.check(self.name())?;
+                Ok(match self {
+                    $(Self::$variant(c) => Box::new(c.init(groups)?),)*
+                })
+            }
+
+            /// The keyword arguments accepted by the class called `name` (PyTorch's spelling).
+            fn accepted(name: &str) -> &'static [&'static str] {
+                $(if name == <$cfg>::NAME { return <$cfg>::PARAMS; })*
+                &[]
+            }
+        }
+    };
+}
+
+configs! {
+    LambdaLR(LambdaLRConfig),
+    MultiplicativeLR(MultiplicativeLRConfig),
+    StepLR(StepLRConfig),
+    MultiStepLR(MultiStepLRConfig),
+    ConstantLR(ConstantLRConfig),
+    LinearLR(LinearLRConfig),
+    ExponentialLR(ExponentialLRConfig),
+    PolynomialLR(PolynomialLRConfig),
+    CosineAnnealingLR(CosineAnnealingLRConfig),
+    ChainedScheduler(ChainedSchedulerConfig),
+    SequentialLR(SequentialLRConfig),
+    ReduceLROnPlateau(ReduceLROnPlateauConfig),
+    CyclicLR(CyclicLRConfig),
+    OneCycleLR(OneCycleLRConfig),
+    CosineAnnealingWarmRestarts(CosineAnnealingWarmRestartsConfig),
+}
+
+/// PyTorch's class name for `name`, matched case-insensitively.
+pub fn canonical_name(name: &str) -> Result<&'static str, ScheduleError> {
+    SchedulerConfig::NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .copied()
+        .ok_or_else(|| ScheduleError::UnknownScheduler {
+            name: name.to_string(),
+            valid: SchedulerConfig::NAMES.join(", "),
+        })
 }
 
 impl SchedulerConfig {
-    /// A config without parameters (PyTorch's defaults apply) and without children.
-    pub fn new(kind: SchedulerKind) -> Self {
-        Self {
-            kind,
-            params: Map::new(),
-            children: Vec::new(),
-        }
-    }
-
-    /// Builder-style parameter setter.
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.params.insert(key.to_string(), value.into());
-        self
-    }
-
     /// Parses the compact CLI form, e.g. `StepLR(step_size=30, gamma=0.1)` or
     /// `SequentialLR(LinearLR(start_factor=0.1, total_iters=5), CosineAnnealingLR(T_max=95),
     /// milestones=[5])`; a string starting with `{` is read as JSON.
@@ -212,99 +145,123 @@ impl SchedulerConfig {
         if spec.trim_start().starts_with('{') {
             return Self::from_json(spec);
         }
-        let mut p = Parser::new(spec);
-        p.skip_ws();
-        let mut cfg = p.spec()?;
-        p.skip_ws();
-        if p.pos < p.chars.len() {
-            return Err(p.error("unexpected text after the scheduler"));
-        }
-        cfg.normalize()?;
-        Ok(cfg)
+        Self::from_raw(super::spec::parse(spec)?)
     }
 
-    /// Reads the JSON form (scheduler names case-insensitive).
+    /// Reads the JSON form (scheduler and parameter names case-insensitive).
     pub fn from_json(text: &str) -> Result<Self, ScheduleError> {
-        let mut cfg: Self =
+        let raw: RawConfig =
             serde_json::from_str(text).map_err(|e| ScheduleError::Json(e.to_string()))?;
-        cfg.normalize()?;
-        Ok(cfg)
+        Self::from_raw(raw)
     }
 
     /// The JSON form.
     pub fn to_json(&self) -> String {
         // Serializing a Map/Vec/str tree cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_string(&self.to_raw()).unwrap_or_default()
     }
 
-    /// Checks parameter names (matched case-insensitively, rewritten to PyTorch's spelling) and
-    /// the children's structure, recursively. Values are checked by [`Self::build`].
-    pub fn normalize(&mut self) -> Result<(), ScheduleError> {
-        let accepted = self.kind.accepted_params();
-        let mut params = Map::new();
-        for (key, value) in std::mem::take(&mut self.params) {
-            let canon = accepted
-                .iter()
-                .find(|a| **a == key)
-                .or_else(|| accepted.iter().find(|a| a.eq_ignore_ascii_case(&key)));
-            match canon {
-                Some(c) => {
-                    if params.insert((*c).to_string(), value).is_some() {
-                        return Err(ScheduleError::param(
-                            self.kind.name(),
-                            format!("parameter {c} is given twice"),
-                        ));
-                    }
-                }
-                None => {
-                    return Err(ScheduleError::UnknownParam {
-                        scheduler: self.kind.name().to_string(),
-                        param: key,
-                        accepted: if accepted.is_empty() {
-                            "none (only child schedulers)".to_string()
-                        } else {
-                            accepted.join(", ")
-                        },
-                    })
-                }
-            }
-        }
-        self.params = params;
-        if self.kind.is_composite() {
-            if self.children.is_empty() {
-                return Err(ScheduleError::param(
-                    self.kind.name(),
-                    "expects at least one child scheduler, but got none",
-                ));
-            }
-            for (i, c) in self.children.iter().enumerate() {
-                if c.kind == SchedulerKind::ReduceLROnPlateau {
-                    return Err(ScheduleError::param(
-                        self.kind.name(),
-                        format!(
-                            "does not support ReduceLROnPlateau (its step needs a metric), but got one at index {i}"
-                        ),
-                    ));
-                }
-            }
-        } else if !self.children.is_empty() {
+    /// Types an untyped config: names, structure, and each parameter's type.
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ScheduleError> {
+        Self::from_raw_at(raw, 1)
+    }
+
+    fn from_raw_at(raw: RawConfig, depth: usize) -> Result<Self, ScheduleError> {
+        let name = canonical_name(&raw.scheduler)?;
+        if depth > MAX_SPEC_DEPTH {
             return Err(ScheduleError::param(
-                self.kind.name(),
+                name,
+                format!("schedulers are nested deeper than {MAX_SPEC_DEPTH} levels"),
+            ));
+        }
+        let composite = [ChainedSchedulerConfig::NAME, SequentialLRConfig::NAME].contains(&name);
+        if !composite && !raw.children.is_empty() {
+            return Err(ScheduleError::param(
+                name,
                 format!(
                     "takes no child schedulers, got {} (only ChainedScheduler and SequentialLR do)",
-                    self.children.len()
+                    raw.children.len()
                 ),
             ));
         }
-        for c in &mut self.children {
-            c.normalize()?;
+        let p = Params::new(name, raw.params, Self::accepted(name))?;
+        let children = raw
+            .children
+            .into_iter()
+            .map(|c| Self::from_raw_at(c, depth + 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        if composite {
+            super::chained::check_children(name, &children)?;
         }
-        Ok(())
+        Ok(match name {
+            LambdaLRConfig::NAME => LambdaLRConfig::from_params(&p)?.into(),
+            MultiplicativeLRConfig::NAME => MultiplicativeLRConfig::from_params(&p)?.into(),
+            StepLRConfig::NAME => StepLRConfig::from_params(&p)?.into(),
+            MultiStepLRConfig::NAME => MultiStepLRConfig::from_params(&p)?.into(),
+            ConstantLRConfig::NAME => ConstantLRConfig::from_params(&p)?.into(),
+            LinearLRConfig::NAME => LinearLRConfig::from_params(&p)?.into(),
+            ExponentialLRConfig::NAME => ExponentialLRConfig::from_params(&p)?.into(),
+            PolynomialLRConfig::NAME => PolynomialLRConfig::from_params(&p)?.into(),
+            CosineAnnealingLRConfig::NAME => CosineAnnealingLRConfig::from_params(&p)?.into(),
+            ChainedSchedulerConfig::NAME => ChainedSchedulerConfig::new(children).into(),
+            SequentialLRConfig::NAME => SequentialLRConfig::from_params(&p, children)?.into(),
+            ReduceLROnPlateauConfig::NAME => ReduceLROnPlateauConfig::from_params(&p)?.into(),
+            CyclicLRConfig::NAME => CyclicLRConfig::from_params(&p)?.into(),
+            OneCycleLRConfig::NAME => OneCycleLRConfig::from_params(&p)?.into(),
+            _ => CosineAnnealingWarmRestartsConfig::from_params(&p)?.into(),
+        })
+    }
+
+    /// The untyped form: required parameters and those that differ from PyTorch's defaults.
+    pub fn to_raw(&self) -> RawConfig {
+        let (params, children) = match self {
+            Self::LambdaLR(c) => (c.to_params(), &[][..]),
+            Self::MultiplicativeLR(c) => (c.to_params(), &[][..]),
+            Self::StepLR(c) => (c.to_params(), &[][..]),
+            Self::MultiStepLR(c) => (c.to_params(), &[][..]),
+            Self::ConstantLR(c) => (c.to_params(), &[][..]),
+            Self::LinearLR(c) => (c.to_params(), &[][..]),
+            Self::ExponentialLR(c) => (c.to_params(), &[][..]),
+            Self::PolynomialLR(c) => (c.to_params(), &[][..]),
+            Self::CosineAnnealingLR(c) => (c.to_params(), &[][..]),
+            Self::ChainedScheduler(c) => (Map::new(), &c.schedulers[..]),
+            Self::SequentialLR(c) => (c.to_params(), &c.schedulers[..]),
+            Self::ReduceLROnPlateau(c) => (c.to_params(), &[][..]),
+            Self::CyclicLR(c) => (c.to_params(), &[][..]),
+            Self::OneCycleLR(c) => (c.to_params(), &[][..]),
+            Self::CosineAnnealingWarmRestarts(c) => (c.to_params(), &[][..]),
+        };
+        RawConfig {
+            scheduler: self.name().to_string(),
+            params,
+            children: children.iter().map(Self::to_raw).collect(),
+        }
+    }
+
+    /// The child schedulers of a composite (empty for the others).
+    pub fn children(&self) -> &[SchedulerConfig] {
+        match self {
+            Self::ChainedScheduler(c) => &c.schedulers,
+            Self::SequentialLR(c) => &c.schedulers,
+            _ => &[],
+        }
+    }
+
+    fn children_mut(&mut self) -> &mut [SchedulerConfig] {
+        match self {
+            Self::ChainedScheduler(c) => &mut c.schedulers,
+            Self::SequentialLR(c) => &mut c.schedulers,
+            _ => &mut [],
+        }
+    }
+
+    fn any(&self, pred: &dyn Fn(&SchedulerConfig) -> bool) -> bool {
+        pred(self) || self.children().iter().any(|c| c.any(pred))
     }
 
     /// CyclicLR and OneCycleLR (anywhere inside) are stepped per batch; the rest per epoch.
     pub fn default_interval(&self) -> Interval {
-        if self.any(&|c| matches!(c.kind, SchedulerKind::CyclicLR | SchedulerKind::OneCycleLR)) {
+        if self.any(&|c| matches!(c, Self::CyclicLR(_) | Self::OneCycleLR(_))) {
             Interval::Step
         } else {
             Interval::Epoch
@@ -313,91 +270,45 @@ impl SchedulerConfig {
 
     /// Whether `step` needs a metric: ReduceLROnPlateau anywhere inside.
     pub fn needs_metric(&self) -> bool {
-        self.any(&|c| c.kind == SchedulerKind::ReduceLROnPlateau)
+        self.any(&|c| matches!(c, Self::ReduceLROnPlateau(_)))
     }
 
     /// Whether the schedule writes momentum: CyclicLR / OneCycleLR with `cycle_momentum`
     /// (PyTorch's default `True`) anywhere inside.
     pub fn cycles_momentum(&self) -> bool {
-        self.any(&|c| {
-            matches!(c.kind, SchedulerKind::CyclicLR | SchedulerKind::OneCycleLR)
-                && c.params.get("cycle_momentum") != Some(&Value::Bool(false))
+        self.any(&|c| match c {
+            Self::CyclicLR(c) => c.cycle_momentum,
+            Self::OneCycleLR(c) => c.cycle_momentum,
+            _ => false,
         })
     }
 
     /// OneCycleLR without `total_steps` and without `epochs`+`steps_per_epoch`: set
     /// `total_steps` (the trainer passes epochs × batches per epoch). Recurses into children.
     pub fn fill_total_steps(&mut self, total_steps: usize) {
-        if self.kind == SchedulerKind::OneCycleLR {
-            let has = |k: &str| self.params.get(k).is_some_and(|v| !v.is_null());
-            let given = has("total_steps") || (has("epochs") && has("steps_per_epoch"));
+        if let Self::OneCycleLR(c) = self {
+            let given =
+                c.total_steps.is_some() || (c.epochs.is_some() && c.steps_per_epoch.is_some());
             if !given {
-                self.params
-                    .insert("total_steps".to_string(), Value::from(total_steps));
+                c.total_steps = Some(i64::try_from(total_steps).unwrap_or(i64::MAX));
             }
         }
-        for c in &mut self.children {
+        for c in self.children_mut() {
             c.fill_total_steps(total_steps);
         }
     }
+}
 
-    fn any(&self, pred: &dyn Fn(&SchedulerConfig) -> bool) -> bool {
-        pred(self) || self.children.iter().any(|c| c.any(pred))
+impl Serialize for SchedulerConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_raw().serialize(s)
     }
+}
 
-    /// Validates every parameter and builds the scheduler, performing the constructor's initial
-    /// step on `groups` exactly as PyTorch does. Children of a composite are built first, in
-    /// order, on the same groups (as one does in Python before passing them in).
-    pub fn build(&self, groups: &mut ParamGroups) -> Result<Box<dyn LrScheduler>, ScheduleError> {
-        let mut cfg = self.clone();
-        cfg.normalize()?;
-        cfg.build_normalized(groups)
-    }
-
-    fn build_normalized(
-        &self,
-        groups: &mut ParamGroups,
-    ) -> Result<Box<dyn LrScheduler>, ScheduleError> {
-        groups.check(self.kind.name())?;
-        let p = Params::new(self.kind.name(), &self.params);
-        p.check_last_epoch()?;
-        use SchedulerKind as K;
-        Ok(match self.kind {
-            K::LambdaLR => Box::new(lambda::LambdaLR::from_params(&p, groups)?),
-            K::MultiplicativeLR => Box::new(lambda::MultiplicativeLR::from_params(&p, groups)?),
-            K::StepLR => Box::new(step::StepLR::from_params(&p, groups)?),
-            K::MultiStepLR => Box::new(step::MultiStepLR::from_params(&p, groups)?),
-            K::ConstantLR => Box::new(constant::ConstantLR::from_params(&p, groups)?),
-            K::LinearLR => Box::new(constant::LinearLR::from_params(&p, groups)?),
-            K::ExponentialLR => Box::new(exponential::ExponentialLR::from_params(&p, groups)?),
-            K::PolynomialLR => Box::new(polynomial::PolynomialLR::from_params(&p, groups)?),
-            K::CosineAnnealingLR => Box::new(cosine::CosineAnnealingLR::from_params(&p, groups)?),
-            K::ReduceLROnPlateau => Box::new(plateau::ReduceLROnPlateau::from_params(&p, groups)?),
-            K::CyclicLR => Box::new(cyclic::CyclicLR::from_params(&p, groups)?),
-            K::OneCycleLR => Box::new(one_cycle::OneCycleLR::from_params(&p, groups)?),
-            K::CosineAnnealingWarmRestarts => Box::new(
-                warm_restarts::CosineAnnealingWarmRestarts::from_params(&p, groups)?,
-            ),
-            K::ChainedScheduler => {
-                let children = self.build_children(groups)?;
-                Box::new(chained::ChainedScheduler::new(groups, children)?)
-            }
-            K::SequentialLR => {
-                let milestones = p.int_list("milestones")?;
-                let children = self.build_children(groups)?;
-                Box::new(sequential::SequentialLR::new(groups, children, milestones)?)
-            }
-        })
-    }
-
-    fn build_children(
-        &self,
-        groups: &mut ParamGroups,
-    ) -> Result<Vec<Box<dyn LrScheduler>>, ScheduleError> {
-        self.children
-            .iter()
-            .map(|c| c.build_normalized(groups))
-            .collect()
+impl<'de> Deserialize<'de> for SchedulerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawConfig::deserialize(d)?;
+        Self::from_raw(raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -411,511 +322,55 @@ impl FromStr for SchedulerConfig {
 /// The compact form, which [`SchedulerConfig::parse`] reads back.
 impl fmt::Display for SchedulerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}(", self.kind.name())?;
-        let mut first = true;
-        for c in &self.children {
-            if !first {
-                f.write_str(", ")?;
-            }
-            first = false;
-            write!(f, "{c}")?;
-        }
-        for (k, v) in &self.params {
-            if !first {
-                f.write_str(", ")?;
-            }
-            first = false;
-            write!(f, "{k}=")?;
-            write_value(f, v)?;
-        }
-        f.write_str(")")
-    }
-}
-
-fn write_value(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
-    match v {
-        Value::Null => f.write_str("None"),
-        Value::Bool(true) => f.write_str("True"),
-        Value::Bool(false) => f.write_str("False"),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => write!(f, "{i}"),
-            // `{:?}` keeps the ".0" / exponent, so the value reads back as a float.
-            (None, Some(x)) => write!(f, "{x:?}"),
-            _ => write!(f, "{n}"),
-        },
-        Value::String(s) => write!(f, "'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
-        Value::Array(items) => {
-            f.write_str("[")?;
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write_value(f, item)?;
-            }
-            f.write_str("]")
-        }
-        Value::Object(_) => write!(f, "{v}"),
-    }
-}
-
-/// Recursive-descent parser for the compact form.
-struct Parser {
-    chars: Vec<char>,
-    pos: usize,
-}
-
-/// A parsed argument value: plain data, or scheduler specs (for `schedulers=[...]`).
-enum Parsed {
-    Data(Value),
-    Spec(SchedulerConfig),
-    Specs(Vec<SchedulerConfig>),
-}
-
-impl Parser {
-    fn new(s: &str) -> Self {
-        Self {
-            chars: s.chars().collect(),
-            pos: 0,
-        }
-    }
-
-    fn error(&self, message: &str) -> ScheduleError {
-        let near: String = self.chars[self.pos.min(self.chars.len())..]
-            .iter()
-            .take(24)
-            .collect();
-        ScheduleError::Parse {
-            position: self.pos,
-            message: message.to_string(),
-            near: if near.is_empty() {
-                "end of input".to_string()
-            } else {
-                near
-            },
-        }
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
-        }
-    }
-
-    fn ident(&mut self) -> Option<String> {
-        let start = self.pos;
-        if !self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        {
-            return None;
-        }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            self.pos += 1;
-        }
-        Some(self.chars[start..self.pos].iter().collect())
-    }
-
-    /// NAME or NAME(args)
-    fn spec(&mut self) -> Result<SchedulerConfig, ScheduleError> {
-        let start = self.pos;
-        let name = self
-            .ident()
-            .ok_or_else(|| self.error("expected a scheduler name"))?;
-        let kind = SchedulerKind::from_name(&name).map_err(|e| {
-            let mut p = Parser::new("");
-            p.chars.clone_from(&self.chars);
-            p.pos = start;
-            p.error(&e.to_string())
-        })?;
-        let mut cfg = SchedulerConfig::new(kind);
-        self.skip_ws();
-        if self.peek() != Some('(') {
-            return Ok(cfg);
-        }
-        self.pos += 1;
-        loop {
-            self.skip_ws();
-            if self.peek() == Some(')') {
-                self.pos += 1;
-                break;
-            }
-            let arg_start = self.pos;
-            let Some(id) = self.ident() else {
-                return Err(self.error("expected name=value or a child scheduler"));
-            };
-            self.skip_ws();
-            if self.peek() == Some('=') {
-                self.pos += 1;
-                self.skip_ws();
-                let value_start = self.pos;
-                match self.value()? {
-                    Parsed::Data(v) => {
-                        if cfg.params.insert(id.clone(), v).is_some() {
-                            self.pos = arg_start;
-                            return Err(self.error(&format!("parameter {id} is given twice")));
-                        }
-                    }
-                    Parsed::Specs(specs) if id == "schedulers" => cfg.children.extend(specs),
-                    Parsed::Spec(_) | Parsed::Specs(_) => {
-                        self.pos = value_start;
-                        return Err(self.error(&format!(
-                            "only schedulers=[...] may hold schedulers, not {id}"
-                        )));
-                    }
-                }
-            } else {
-                self.pos = arg_start;
-                let child = self.spec()?;
-                cfg.children.push(child);
-            }
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.pos += 1,
-                Some(')') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.error("expected ',' or ')'")),
-            }
-        }
-        Ok(cfg)
-    }
-
-    fn value(&mut self) -> Result<Parsed, ScheduleError> {
-        match self.peek() {
-            None => Err(self.error("expected a value")),
-            Some('[') => self.list(),
-            Some('\'') | Some('"') => self.string().map(|s| Parsed::Data(Value::String(s))),
-            Some('{') => self.json_object(),
-            Some(c) if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
-                self.number().map(Parsed::Data)
-            }
-            Some(_) => {
-                let start = self.pos;
-                let Some(id) = self.ident() else {
-                    return Err(self.error("expected a value"));
-                };
-                self.skip_ws();
-                if self.peek() == Some('(') {
-                    self.pos = start;
-                    return self.spec().map(Parsed::Spec);
-                }
-                Ok(Parsed::Data(match id.as_str() {
-                    "True" | "true" => Value::Bool(true),
-                    "False" | "false" => Value::Bool(false),
-                    "None" | "null" => Value::Null,
-                    // A bare word is a string, e.g. mode=triangular2.
-                    _ => Value::String(id),
-                }))
-            }
-        }
-    }
-
-    fn list(&mut self) -> Result<Parsed, ScheduleError> {
-        self.pos += 1; // '['
-        let mut data = Vec::new();
-        let mut specs = Vec::new();
-        loop {
-            self.skip_ws();
-            if self.peek() == Some(']') {
-                self.pos += 1;
-                break;
-            }
-            match self.value()? {
-                Parsed::Data(v) => data.push(v),
-                Parsed::Spec(s) => specs.push(s),
-                Parsed::Specs(_) => return Err(self.error("nested lists of schedulers")),
-            }
-            if !data.is_empty() && !specs.is_empty() {
-                return Err(self.error("a list cannot mix schedulers and values"));
-            }
-            self.skip_ws();
-            match self.peek() {
-                Some(',') => self.pos += 1,
-                Some(']') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.error("expected ',' or ']'")),
-            }
-        }
-        Ok(if specs.is_empty() {
-            Parsed::Data(Value::Array(data))
-        } else {
-            Parsed::Specs(specs)
-        })
-    }
-
-    fn string(&mut self) -> Result<String, ScheduleError> {
-        let start = self.pos;
-        let quote = self.peek().unwrap_or('\'');
-        self.pos += 1;
-        let mut out = String::new();
-        loop {
-            match self.peek() {
-                None => {
-                    self.pos = start;
-                    return Err(self.error("unterminated string"));
-                }
-                Some('\\') => {
-                    self.pos += 1;
-                    if let Some(c) = self.peek() {
-                        out.push(c);
-                        self.pos += 1;
-                    }
-                }
-                Some(c) if c == quote => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some(c) => {
-                    out.push(c);
-                    self.pos += 1;
-                }
-            }
-        }
-    }
-
-    fn number(&mut self) -> Result<Value, ScheduleError> {
-        let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
-        {
-            // A sign only starts the number or follows an exponent marker.
-            if matches!(self.peek(), Some('-' | '+'))
-                && self.pos > start
-                && !matches!(self.chars[self.pos - 1], 'e' | 'E')
-            {
-                break;
-            }
-            self.pos += 1;
-        }
-        let text: String = self.chars[start..self.pos].iter().collect();
-        let text = text.replace('_', "");
-        let is_float = text.contains(['.', 'e', 'E']);
-        let bad = |p: &mut Self| {
-            p.pos = start;
-            p.error(&format!("'{text}' is not a number"))
-        };
-        if !is_float {
-            if let Ok(i) = text.parse::<i64>() {
-                return Ok(Value::from(i));
-            }
-        }
-        match text.parse::<f64>() {
-            Ok(x) if x.is_finite() => Number::from_f64(x)
-                .map(Value::Number)
-                .ok_or_else(|| bad(self)),
-            _ => Err(bad(self)),
-        }
-    }
-
-    fn json_object(&mut self) -> Result<Parsed, ScheduleError> {
-        let rest: String = self.chars[self.pos..].iter().collect();
-        let mut stream = serde_json::Deserializer::from_str(&rest).into_iter::<Value>();
-        match stream.next() {
-            Some(Ok(v)) => {
-                let consumed = rest[..stream.byte_offset()].chars().count();
-                self.pos += consumed;
-                Ok(Parsed::Data(v))
-            }
-            Some(Err(e)) => Err(self.error(&format!("invalid JSON object: {e}"))),
-            None => Err(self.error("expected a JSON object")),
-        }
-    }
-}
-
-/// Typed access to a config's `params`, producing PyTorch-style one-line messages.
-pub(crate) struct Params<'a> {
-    pub sched: &'static str,
-    map: &'a Map<String, Value>,
-}
-
-impl<'a> Params<'a> {
-    pub fn new(sched: &'static str, map: &'a Map<String, Value>) -> Self {
-        Self { sched, map }
-    }
-
-    /// The value, treating JSON `null` (Python `None`) as "not given".
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    pub fn err(&self, message: impl Into<String>) -> ScheduleError {
-        ScheduleError::param(self.sched, message)
-    }
-
-    fn bad(&self, key: &str, what: &str, v: &Value) -> ScheduleError {
-        self.err(format!("{key} must be {what}, got {v}"))
-    }
-
-    fn missing(&self, key: &str, what: &str) -> ScheduleError {
-        self.err(format!("{key} is required ({what})"))
-    }
-
-    pub fn to_float(&self, key: &str, v: &Value) -> Result<f64, ScheduleError> {
-        v.as_f64()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| self.bad(key, "a number", v))
-    }
-
-    pub fn to_int(&self, key: &str, v: &Value) -> Result<i64, ScheduleError> {
-        if let Some(i) = v.as_i64() {
-            return Ok(i);
-        }
-        match v.as_f64() {
-            // An integral float (30.0) is accepted as the integer it names.
-            Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Ok(x as i64),
-            _ => Err(self.bad(key, "an integer", v)),
-        }
-    }
-
-    pub fn float(&self, key: &str, default: f64) -> Result<f64, ScheduleError> {
-        self.get(key).map_or(Ok(default), |v| self.to_float(key, v))
-    }
-
-    pub fn req_float(&self, key: &str) -> Result<f64, ScheduleError> {
-        let v = self.get(key).ok_or_else(|| self.missing(key, "a number"))?;
-        self.to_float(key, v)
-    }
-
-    pub fn int(&self, key: &str, default: i64) -> Result<i64, ScheduleError> {
-        self.get(key).map_or(Ok(default), |v| self.to_int(key, v))
-    }
-
-    pub fn opt_int(&self, key: &str) -> Result<Option<i64>, ScheduleError> {
-        self.get(key).map(|v| self.to_int(key, v)).transpose()
-    }
-
-    pub fn req_int(&self, key: &str) -> Result<i64, ScheduleError> {
-        let v = self
-            .get(key)
-            .ok_or_else(|| self.missing(key, "an integer"))?;
-        self.to_int(key, v)
-    }
-
-    pub fn bool(&self, key: &str, default: bool) -> Result<bool, ScheduleError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(self.bad(key, "true or false", v)),
-        }
-    }
-
-    pub fn string(&self, key: &str, default: &str) -> Result<String, ScheduleError> {
-        match self.get(key) {
-            None => Ok(default.to_string()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(self.bad(key, "a string", v)),
-        }
-    }
-
-    /// One of `allowed` (PyTorch's literal choices).
-    pub fn choice(
-        &self,
-        key: &str,
-        default: &str,
-        allowed: &[&str],
-    ) -> Result<String, ScheduleError> {
-        let s = self.string(key, default)?;
-        if allowed.contains(&s.as_str()) {
-            Ok(s)
-        } else {
-            Err(self.err(format!(
-                "{key} must be one of {}, got '{s}'",
-                allowed
-                    .iter()
-                    .map(|a| format!("'{a}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-        }
-    }
-
-    pub fn int_list(&self, key: &str) -> Result<Vec<i64>, ScheduleError> {
-        match self.get(key) {
-            None => Err(self.missing(key, "a list of integers")),
-            Some(Value::Array(items)) => items.iter().map(|v| self.to_int(key, v)).collect(),
-            Some(v) => Err(self.bad(key, "a list of integers", v)),
-        }
-    }
-
-    /// PyTorch's `_format_param`: a scalar for every group, or a list with one value per group.
-    pub fn per_group(
-        &self,
-        key: &str,
-        default: Option<f64>,
-        n: usize,
-    ) -> Result<Vec<f64>, ScheduleError> {
-        match self.get(key) {
-            None => default
-                .map(|d| vec![d; n])
-                .ok_or_else(|| self.missing(key, "a number or a list with one per param group")),
-            Some(Value::Array(items)) => {
-                if items.len() != n {
-                    return Err(self.err(format!(
-                        "{key} must have the same length as optimizer.param_groups. {key} has {} values, param_groups has {n}.",
-                        items.len()
-                    )));
-                }
-                items.iter().map(|v| self.to_float(key, v)).collect()
-            }
-            Some(v) => Ok(vec![self.to_float(key, v)?; n]),
-        }
-    }
-
-    /// Only a fresh start (`last_epoch=-1`) is supported: resuming needs a saved optimizer.
-    pub fn check_last_epoch(&self) -> Result<(), ScheduleError> {
-        match self.get("last_epoch") {
-            None => Ok(()),
-            Some(v) if self.to_int("last_epoch", v) == Ok(-1) => Ok(()),
-            Some(v) => Err(self.bad(
-                "last_epoch",
-                "-1 (resuming from a checkpoint is not supported)",
-                v,
-            )),
-        }
+        super::spec::write_raw(f, &self.to_raw())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::params::PerGroup;
+    use crate::schedule::{CyclicLRConfig, OneCycleLRConfig};
 
     #[test]
     fn parse_compact_forms() {
         let c = SchedulerConfig::parse("StepLR(step_size=30, gamma=0.1)").unwrap();
-        assert_eq!(c.kind, SchedulerKind::StepLR);
-        assert_eq!(c.params["step_size"], Value::from(30));
-        assert_eq!(c.params["gamma"], Value::from(0.1));
+        assert_eq!(c, StepLRConfig::new(30).into());
+        let c = SchedulerConfig::parse("StepLR(step_size=30, gamma=0.5)").unwrap();
+        assert_eq!(
+            c,
+            StepLRConfig {
+                gamma: 0.5,
+                ..StepLRConfig::new(30)
+            }
+            .into()
+        );
         let c = SchedulerConfig::parse(
             "cycliclr(base_lr=0.001, max_lr=0.1, step_size_down=None, cycle_momentum=False)",
         )
         .unwrap();
-        assert_eq!(c.kind, SchedulerKind::CyclicLR);
-        assert_eq!(c.params["step_size_down"], Value::Null);
-        assert_eq!(c.params["cycle_momentum"], Value::Bool(false));
+        assert_eq!(
+            c,
+            CyclicLRConfig {
+                cycle_momentum: false,
+                ..CyclicLRConfig::new(PerGroup::All(0.001), PerGroup::All(0.1))
+            }
+            .into()
+        );
         let c = SchedulerConfig::parse("MultiStepLR(milestones=[30,80])").unwrap();
-        assert_eq!(c.params["milestones"], serde_json::json!([30, 80]));
+        assert_eq!(c, MultiStepLRConfig::new(vec![30, 80]).into());
         let c = SchedulerConfig::parse("CosineAnnealingLR(t_max=10)").unwrap();
-        assert!(
-            c.params.contains_key("T_max"),
+        assert_eq!(
+            c,
+            CosineAnnealingLRConfig::new(10).into(),
             "names are matched case-insensitively"
         );
         let c = SchedulerConfig::parse(
             "SequentialLR(LinearLR(start_factor=0.1, total_iters=5), CosineAnnealingLR(T_max=95), milestones=[5])",
         )
         .unwrap();
-        assert_eq!(c.children.len(), 2);
-        assert_eq!(c.children[1].kind, SchedulerKind::CosineAnnealingLR);
+        assert_eq!(c.children().len(), 2);
+        assert_eq!(c.children()[1].name(), "CosineAnnealingLR");
         assert_eq!(
             SchedulerConfig::parse("ExponentialLR(gamma=1e-1)").unwrap(),
             "exponentiallr(GAMMA=0.1)"
@@ -936,9 +391,20 @@ mod tests {
         );
         assert_eq!(SchedulerConfig::parse(&compact).unwrap(), c);
         assert_eq!(SchedulerConfig::parse(text).unwrap(), c);
-        // Floats stay floats through the compact form.
-        let c = SchedulerConfig::parse("StepLR(step_size=3, gamma=1.0)").unwrap();
+        // Floats stay floats through the compact form; defaults are left out.
+        let c = SchedulerConfig::parse("StepLR(step_size=3, gamma=1.0, last_epoch=-1)").unwrap();
+        assert_eq!(c.to_string(), "StepLR(gamma=1.0, step_size=3)");
         assert_eq!(SchedulerConfig::parse(&c.to_string()).unwrap(), c);
+        // serde goes through the same shape.
+        let v: SchedulerConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), text);
+        let e = serde_json::from_str::<SchedulerConfig>(r#"{"scheduler":"StepLR"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("StepLR: step_size is required (an integer)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -954,20 +420,10 @@ mod tests {
             "StepLR: unknown parameter 'gama'; accepted parameters: step_size, gamma, last_epoch"
         );
         assert_eq!(
-            SchedulerConfig::parse("StepLR(step_size=3 gamma=0.1)")
+            SchedulerConfig::parse("ChainedScheduler(StepLR(step_size=3), x=1)")
                 .unwrap_err()
                 .to_string(),
-            "cannot parse scheduler spec at character 19: expected ',' or ')' (at 'gamma=0.1)')"
-        );
-        assert_eq!(
-            SchedulerConfig::parse("StepLR(step_size=3) x").unwrap_err().to_string(),
-            "cannot parse scheduler spec at character 20: unexpected text after the scheduler (at 'x')"
-        );
-        assert_eq!(
-            SchedulerConfig::parse("StepLR(step_size=1.2.3)")
-                .unwrap_err()
-                .to_string(),
-            "cannot parse scheduler spec at character 17: '1.2.3' is not a number (at '1.2.3)')"
+            "ChainedScheduler: unknown parameter 'x'; accepted parameters: none (only child schedulers)"
         );
         assert_eq!(
             SchedulerConfig::parse("StepLR(StepLR(step_size=1))")
@@ -981,6 +437,12 @@ mod tests {
                 .to_string()
                 .starts_with("invalid scheduler JSON: unknown field `extra`")
         );
+        assert_eq!(
+            SchedulerConfig::parse("StepLR(step_size='x')")
+                .unwrap_err()
+                .to_string(),
+            "StepLR: step_size must be an integer, got \"x\""
+        );
         let mut g = ParamGroups::new(vec![0.1], None);
         let e = SchedulerConfig::parse("StepLR(step_size=3, last_epoch=4)")
             .unwrap()
@@ -991,6 +453,39 @@ mod tests {
             e.to_string(),
             "StepLR: last_epoch must be -1 (resuming from a checkpoint is not supported), got 4"
         );
+    }
+
+    #[test]
+    fn pytorch_type_checks() {
+        let e = |s: &str| SchedulerConfig::parse(s).unwrap_err().to_string();
+        assert_eq!(
+            e("CosineAnnealingWarmRestarts(T_0=5.0)"),
+            "CosineAnnealingWarmRestarts: T_0 must be an integer (PyTorch requires an int, not a float like 5.0), got 5.0"
+        );
+        assert_eq!(
+            e("CosineAnnealingWarmRestarts(T_0=5, T_mult=2.0)"),
+            "CosineAnnealingWarmRestarts: T_mult must be an integer (PyTorch requires an int, not a float like 2.0), got 2.0"
+        );
+        assert_eq!(
+            e("OneCycleLR(max_lr=1, total_steps=100.0)"),
+            "OneCycleLR: total_steps must be an integer (PyTorch requires an int, not a float like 100.0), got 100.0"
+        );
+        assert!(e("OneCycleLR(max_lr=1, epochs=2.0, steps_per_epoch=5)")
+            .starts_with("OneCycleLR: epochs must be an integer"));
+        assert!(e("OneCycleLR(max_lr=1, epochs=2, steps_per_epoch=5e0)")
+            .starts_with("OneCycleLR: steps_per_epoch must be an integer"));
+        assert_eq!(
+            e("OneCycleLR(max_lr=1, total_steps=10, pct_start=1)"),
+            "OneCycleLR: pct_start must be a float (PyTorch refuses the integer 1; write 1.0), got 1"
+        );
+        assert!(e("OneCycleLR(max_lr=1, total_steps=10, pct_start=0)")
+            .starts_with("OneCycleLR: pct_start must be a float"));
+        // The same values as floats / ints the other way round are fine.
+        let ok = |s: &str| SchedulerConfig::parse(s).unwrap();
+        ok("CosineAnnealingWarmRestarts(T_0=5, T_mult=2, eta_min=0)");
+        ok("OneCycleLR(max_lr=1, total_steps=10, pct_start=1.0)");
+        // StepLR only computes with step_size: 30.0 works in PyTorch and here.
+        assert_eq!(ok("StepLR(step_size=30.0)"), StepLRConfig::new(30).into());
     }
 
     #[test]
@@ -1007,8 +502,30 @@ mod tests {
         assert!(!p("CyclicLR(base_lr=1, max_lr=2, cycle_momentum=False)").cycles_momentum());
         let mut c = p("ChainedScheduler(OneCycleLR(max_lr=1), OneCycleLR(max_lr=1, total_steps=7), OneCycleLR(max_lr=1, epochs=2, steps_per_epoch=3))");
         c.fill_total_steps(100);
-        assert_eq!(c.children[0].params["total_steps"], Value::from(100));
-        assert_eq!(c.children[1].params["total_steps"], Value::from(7));
-        assert!(!c.children[2].params.contains_key("total_steps"));
+        let total = |i: usize| match &c.children()[i] {
+            SchedulerConfig::OneCycleLR(OneCycleLRConfig { total_steps, .. }) => *total_steps,
+            _ => unreachable!(),
+        };
+        assert_eq!((total(0), total(1), total(2)), (Some(100), Some(7), None));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut raw = RawConfig {
+            scheduler: "StepLR".into(),
+            params: serde_json::from_str(r#"{"step_size": 1}"#).unwrap(),
+            children: vec![],
+        };
+        for _ in 0..40 {
+            raw = RawConfig {
+                scheduler: "ChainedScheduler".into(),
+                params: Map::new(),
+                children: vec![raw],
+            };
+        }
+        assert_eq!(
+            SchedulerConfig::from_raw(raw).unwrap_err().to_string(),
+            "ChainedScheduler: schedulers are nested deeper than 32 levels"
+        );
     }
 }

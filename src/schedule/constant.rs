@@ -1,8 +1,101 @@
 //! ConstantLR and LinearLR (both scale the lr by a factor until `total_iters`).
 
 use super::base::{div, BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int};
+
+scheduler_config! {
+    /// `ConstantLR(optimizer, factor=1/3, total_iters=5, last_epoch=-1)`.
+    pub struct ConstantLRConfig for "ConstantLR" {
+        ;
+        /// The lr is multiplied by this until `total_iters`.
+        factor: f64 as Float = 1.0 / 3.0,
+        /// Epochs with the reduced lr.
+        total_iters: i64 as Int = 5,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl ConstantLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if !(0.0..=1.0).contains(&self.factor) {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("factor must be between 0 and 1, got {}", self.factor),
+            ));
+        }
+        check_total_iters(Self::NAME, self.total_iters)?;
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<ConstantLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(
+            groups,
+            ConstantRule {
+                factor: self.factor,
+                total_iters: self.total_iters,
+            },
+        )
+    }
+}
+
+scheduler_config! {
+    /// `LinearLR(optimizer, start_factor=1/3, end_factor=1.0, total_iters=5, last_epoch=-1)`.
+    pub struct LinearLRConfig for "LinearLR" {
+        ;
+        /// Factor at epoch 0.
+        start_factor: f64 as Float = 1.0 / 3.0,
+        /// Factor from `total_iters` on.
+        end_factor: f64 as Float = 1.0,
+        /// Epochs of the linear ramp.
+        total_iters: i64 as Int = 5,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl LinearLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if !(self.start_factor > 0.0 && self.start_factor <= 1.0) {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!(
+                    "start_factor must be greater than 0 and at most 1, got {}",
+                    self.start_factor
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.end_factor) {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!(
+                    "end_factor must be between 0 and 1, got {}",
+                    self.end_factor
+                ),
+            ));
+        }
+        check_total_iters(Self::NAME, self.total_iters)?;
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<LinearLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(
+            groups,
+            LinearRule {
+                start_factor: self.start_factor,
+                end_factor: self.end_factor,
+                total_iters: self.total_iters,
+            },
+        )
+    }
+}
 
 fn check_total_iters(name: &str, total_iters: i64) -> Result<(), ScheduleError> {
     if total_iters < 0 {
@@ -55,28 +148,12 @@ impl Sched<ConstantRule> {
         factor: f64,
         total_iters: i64,
     ) -> Result<Self, ScheduleError> {
-        if !(0.0..=1.0).contains(&factor) {
-            return Err(ScheduleError::param(
-                "ConstantLR",
-                format!("factor must be between 0 and 1, got {factor}"),
-            ));
+        ConstantLRConfig {
+            factor,
+            total_iters,
+            ..ConstantLRConfig::new()
         }
-        check_total_iters("ConstantLR", total_iters)?;
-        Sched::construct(
-            groups,
-            ConstantRule {
-                factor,
-                total_iters,
-            },
-        )
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(
-            groups,
-            p.float("factor", 1.0 / 3.0)?,
-            p.int("total_iters", 5)?,
-        )
+        .init(groups)
     }
 }
 
@@ -126,36 +203,13 @@ impl Sched<LinearRule> {
         end_factor: f64,
         total_iters: i64,
     ) -> Result<Self, ScheduleError> {
-        if !(start_factor > 0.0 && start_factor <= 1.0) {
-            return Err(ScheduleError::param(
-                "LinearLR",
-                format!("start_factor must be greater than 0 and at most 1, got {start_factor}"),
-            ));
+        LinearLRConfig {
+            start_factor,
+            end_factor,
+            total_iters,
+            ..LinearLRConfig::new()
         }
-        if !(0.0..=1.0).contains(&end_factor) {
-            return Err(ScheduleError::param(
-                "LinearLR",
-                format!("end_factor must be between 0 and 1, got {end_factor}"),
-            ));
-        }
-        check_total_iters("LinearLR", total_iters)?;
-        Sched::construct(
-            groups,
-            LinearRule {
-                start_factor,
-                end_factor,
-                total_iters,
-            },
-        )
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(
-            groups,
-            p.float("start_factor", 1.0 / 3.0)?,
-            p.float("end_factor", 1.0)?,
-            p.int("total_iters", 5)?,
-        )
+        .init(groups)
     }
 }
 

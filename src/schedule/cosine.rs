@@ -3,8 +3,46 @@
 use std::f64::consts::PI;
 
 use super::base::{BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int};
+
+scheduler_config! {
+    /// `CosineAnnealingLR(optimizer, T_max, eta_min=0.0, last_epoch=-1)`.
+    pub struct CosineAnnealingLRConfig for "CosineAnnealingLR" {
+        /// Half a cosine period, in epochs.
+        T_max: i64 as Int,
+        ;
+        /// The lowest lr.
+        eta_min: f64 as Float = 0.0,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl CosineAnnealingLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if self.T_max <= 0 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("T_max must be a positive integer, got {}", self.T_max),
+            ));
+        }
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<CosineAnnealingLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(
+            groups,
+            CosineRule {
+                t_max: self.T_max,
+                eta_min: self.eta_min,
+            },
+        )
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CosineRule {
@@ -57,17 +95,11 @@ pub type CosineAnnealingLR = Sched<CosineRule>;
 
 impl Sched<CosineRule> {
     pub fn new(groups: &mut ParamGroups, t_max: i64, eta_min: f64) -> Result<Self, ScheduleError> {
-        if t_max <= 0 {
-            return Err(ScheduleError::param(
-                "CosineAnnealingLR",
-                format!("T_max must be a positive integer, got {t_max}"),
-            ));
+        CosineAnnealingLRConfig {
+            eta_min,
+            ..CosineAnnealingLRConfig::new(t_max)
         }
-        Sched::construct(groups, CosineRule { t_max, eta_min })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(groups, p.req_int("T_max")?, p.float("eta_min", 0.0)?)
+        .init(groups)
     }
 }
 

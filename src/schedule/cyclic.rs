@@ -2,10 +2,15 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::base::{BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
-use super::lambda::Formula;
+use super::formula::Formula;
+use super::params::{
+    bad, check_last_epoch, scheduler_config, Bool, Choice, Float, Int, Kind, OneOf, Opt, PerGroup,
+    Str,
+};
 
 const NAME: &str = "CyclicLR";
 
@@ -20,6 +25,14 @@ pub enum CyclicMode {
     ExpRange,
 }
 
+impl Choice for CyclicMode {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("triangular", Self::Triangular),
+        ("triangular2", Self::Triangular2),
+        ("exp_range", Self::ExpRange),
+    ];
+}
+
 /// Whether a custom `scale_fn` receives the cycle number or the iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleMode {
@@ -27,77 +40,187 @@ pub enum ScaleMode {
     Iterations,
 }
 
+impl Choice for ScaleMode {
+    const ALL: &'static [(&'static str, Self)] =
+        &[("cycle", Self::Cycle), ("iterations", Self::Iterations)];
+}
+
 /// A custom scaling policy (overrides `mode`).
 #[derive(Clone)]
 pub enum ScaleFn {
-    /// A formula in `x`, e.g. `1/(2^(x-1))`.
+    /// A formula in `x`, e.g. `1/(2**(x-1))`.
     Formula(Arc<Formula>),
-    /// A Rust closure.
+    /// A Rust closure (not written back to JSON).
     Func(Arc<dyn Fn(f64) -> f64 + Send + Sync>),
 }
 
-impl ScaleFn {
-    fn eval(&self, x: f64) -> Result<f64, ScheduleError> {
+impl std::fmt::Debug for ScaleFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Formula(f) => f.eval(x),
-            Self::Func(f) => Ok(f(x)),
+            Self::Formula(x) => write!(f, "Formula({:?})", x.source()),
+            Self::Func(_) => f.write_str("Func(..)"),
         }
     }
 }
 
-/// The constructor arguments. `base_lr`, `max_lr`, `base_momentum` and `max_momentum` hold one
-/// value (for every group) or one per group.
-#[derive(Clone)]
-pub struct CyclicParams {
-    pub base_lr: Vec<f64>,
-    pub max_lr: Vec<f64>,
-    pub step_size_up: i64,
-    /// `None`: the same as `step_size_up`.
-    pub step_size_down: Option<i64>,
-    pub mode: CyclicMode,
-    pub gamma: f64,
-    pub scale_fn: Option<ScaleFn>,
-    pub scale_mode: ScaleMode,
-    pub cycle_momentum: bool,
-    pub base_momentum: Vec<f64>,
-    pub max_momentum: Vec<f64>,
-}
-
-impl CyclicParams {
-    /// PyTorch's defaults for everything but the required `base_lr` and `max_lr`.
-    pub fn new(base_lr: f64, max_lr: f64) -> Self {
-        Self {
-            base_lr: vec![base_lr],
-            max_lr: vec![max_lr],
-            step_size_up: 2000,
-            step_size_down: None,
-            mode: CyclicMode::Triangular,
-            gamma: 1.0,
-            scale_fn: None,
-            scale_mode: ScaleMode::Cycle,
-            cycle_momentum: true,
-            base_momentum: vec![0.8],
-            max_momentum: vec![0.9],
+impl PartialEq for ScaleFn {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Formula(a), Self::Formula(b)) => a == b,
+            (Self::Func(a), Self::Func(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 }
 
-/// PyTorch's `_format_param` on an already-read vector.
-pub(crate) fn per_group(
-    sched: &str,
-    name: &str,
-    v: &[f64],
-    n: usize,
-) -> Result<Vec<f64>, ScheduleError> {
-    match v.len() {
-        1 => Ok(vec![v[0]; n]),
-        len if len == n => Ok(v.to_vec()),
-        len => Err(ScheduleError::param(
-            sched,
-            format!(
-                "{name} must have the same length as optimizer.param_groups. {name} has {len} values, param_groups has {n}."
-            ),
-        )),
+impl ScaleFn {
+    /// PyTorch passes an int: the cycle number (`math.floor`) or the iteration.
+    fn eval(&self, x: i64) -> Result<f64, ScheduleError> {
+        match self {
+            Self::Formula(f) => f.eval(x).map_err(|e| ScheduleError::step(NAME, e)),
+            Self::Func(f) => Ok(f(x as f64)),
+        }
+    }
+}
+
+impl Kind for ScaleFn {
+    type Out = ScaleFn;
+    const WHAT: &'static str = "a formula string in x";
+    fn read(key: &str, v: &Value) -> Result<ScaleFn, String> {
+        let s = v.as_str().ok_or_else(|| bad(key, Self::WHAT, v))?;
+        Formula::new(s, "x")
+            .map(|f| ScaleFn::Formula(Arc::new(f)))
+            .map_err(|e| format!("{key}: {e}"))
+    }
+    fn write(out: &ScaleFn) -> Value {
+        match out {
+            ScaleFn::Formula(f) => Value::String(f.source().to_string()),
+            ScaleFn::Func(_) => Value::Null,
+        }
+    }
+}
+
+scheduler_config! {
+    /// `CyclicLR(optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
+    /// mode='triangular', gamma=1.0, scale_fn=None, scale_mode='cycle', cycle_momentum=True,
+    /// base_momentum=0.8, max_momentum=0.9, last_epoch=-1)`.
+    pub struct CyclicLRConfig for "CyclicLR" {
+        /// The low end of the cycle, for every group or one per group.
+        base_lr: PerGroup as PerGroup,
+        /// The high end of the cycle, for every group or one per group.
+        max_lr: PerGroup as PerGroup,
+        ;
+        /// Iterations from base_lr up to max_lr.
+        step_size_up: i64 as Int = 2000,
+        /// Iterations back down; `None` is `step_size_up`.
+        step_size_down: Option<i64> as Opt<Int> = None,
+        /// 'triangular', 'triangular2' or 'exp_range' (ignored with a `scale_fn`).
+        mode: String as Str = "triangular".to_string(),
+        /// exp_range's factor per iteration.
+        gamma: f64 as Float = 1.0,
+        /// A custom amplitude policy, a formula in `x`.
+        scale_fn: Option<ScaleFn> as Opt<ScaleFn> = None,
+        /// What a custom `scale_fn` receives: the cycle number or the iteration.
+        scale_mode: ScaleMode as OneOf<ScaleMode> = ScaleMode::Cycle,
+        /// Cycle momentum inversely to the lr.
+        cycle_momentum: bool as Bool = true,
+        /// The low end of the momentum cycle.
+        base_momentum: PerGroup as PerGroup = PerGroup::All(0.8),
+        /// The high end of the momentum cycle.
+        max_momentum: PerGroup as PerGroup = PerGroup::All(0.9),
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl CyclicLRConfig {
+    /// The built-in mode; an invalid one is ignored when `scale_fn` is given, as in PyTorch.
+    fn cyclic_mode(&self) -> Result<CyclicMode, ScheduleError> {
+        match OneOf::<CyclicMode>::read("mode", &Value::String(self.mode.clone())) {
+            Ok(m) => Ok(m),
+            Err(_) if self.scale_fn.is_some() => Ok(CyclicMode::Triangular),
+            Err(e) => Err(ScheduleError::param(NAME, e)),
+        }
+    }
+
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        let err = |m: String| ScheduleError::param(NAME, m);
+        self.cyclic_mode()?;
+        if self.step_size_up < 1 {
+            return Err(err(format!(
+                "step_size_up must be a positive integer, got {}",
+                self.step_size_up
+            )));
+        }
+        if let Some(d) = self.step_size_down.filter(|d| *d < 0) {
+            return Err(err(format!(
+                "step_size_down must be a non-negative integer or None, got {d}"
+            )));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return Err(err(format!(
+                "gamma must be a number > 0, got {}",
+                self.gamma
+            )));
+        }
+        check_last_epoch(NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<CyclicLR, ScheduleError> {
+        groups.check(NAME)?;
+        self.validate()?;
+        let n = groups.len();
+        let err = |m: String| ScheduleError::param(NAME, m);
+        let base_lrs = self.base_lr.expand(NAME, "base_lr", n)?;
+        let max_lrs = self.max_lr.expand(NAME, "max_lr", n)?;
+        let up = self.step_size_up as f64;
+        let down = self.step_size_down.map_or(up, |d| d as f64);
+        let total_size = up + down;
+        let momentum = if self.cycle_momentum {
+            if groups.momentum.is_none() {
+                return Err(err(
+                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+                        .to_string(),
+                ));
+            }
+            let bases = self.base_momentum.expand(NAME, "base_momentum", n)?;
+            let maxes = self.max_momentum.expand(NAME, "max_momentum", n)?;
+            Some((bases, maxes))
+        } else {
+            None
+        };
+        // The constructor sets every group's lr to base_lr before the base class runs, and the
+        // momentum to max_momentum.
+        groups.lr.clone_from(&base_lrs);
+        if let (Some((bases, maxes)), Some(m)) = (&momentum, groups.momentum.as_mut()) {
+            m.clone_from(maxes);
+            groups.max_momentum = maxes.iter().map(|x| Some(*x)).collect();
+            groups.base_momentum = bases.iter().map(|x| Some(*x)).collect();
+        }
+        let mode = self.cyclic_mode()?;
+        // Built-in modes fix the scale mode; only a custom scale_fn uses `scale_mode`.
+        let scale_mode = match (&self.scale_fn, mode) {
+            (Some(_), _) => self.scale_mode,
+            (None, CyclicMode::ExpRange) => ScaleMode::Iterations,
+            (None, _) => ScaleMode::Cycle,
+        };
+        let rule = CyclicRule {
+            max_lrs,
+            total_size,
+            step_ratio: up / total_size,
+            mode,
+            gamma: self.gamma,
+            scale_fn: self.scale_fn.clone(),
+            scale_mode,
+            momentum,
+        };
+        let mut s = Sched::construct(groups, rule)?;
+        // PyTorch assigns `self.base_lrs = base_lrs` only after the initial step, which therefore
+        // used the groups' `initial_lr` (an earlier scheduler's, if there was one).
+        s.st.base_lrs = base_lrs;
+        Ok(s)
     }
 }
 
@@ -117,7 +240,7 @@ pub struct CyclicRule {
 impl CyclicRule {
     fn scale(&self, x: f64) -> Result<f64, ScheduleError> {
         if let Some(f) = &self.scale_fn {
-            return f.eval(x);
+            return f.eval(x as i64);
         }
         Ok(match self.mode {
             CyclicMode::Triangular => 1.0,
@@ -163,121 +286,8 @@ impl Rule for CyclicRule {
 pub type CyclicLR = Sched<CyclicRule>;
 
 impl Sched<CyclicRule> {
-    pub fn new(groups: &mut ParamGroups, p: CyclicParams) -> Result<Self, ScheduleError> {
-        groups.check(NAME)?;
-        let n = groups.len();
-        let err = |m: String| ScheduleError::param(NAME, m);
-        let base_lrs = per_group(NAME, "base_lr", &p.base_lr, n)?;
-        let max_lrs = per_group(NAME, "max_lr", &p.max_lr, n)?;
-        if p.step_size_up < 1 {
-            return Err(err(format!(
-                "step_size_up must be a positive integer, got {}",
-                p.step_size_up
-            )));
-        }
-        if let Some(d) = p.step_size_down.filter(|d| *d < 0) {
-            return Err(err(format!(
-                "step_size_down must be a non-negative integer or None, got {d}"
-            )));
-        }
-        if !(p.gamma.is_finite() && p.gamma > 0.0) {
-            return Err(err(format!("gamma must be a number > 0, got {}", p.gamma)));
-        }
-        let up = p.step_size_up as f64;
-        let down = p.step_size_down.map_or(up, |d| d as f64);
-        let total_size = up + down;
-        let momentum = if p.cycle_momentum {
-            if groups.momentum.is_none() {
-                return Err(err(
-                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
-                        .to_string(),
-                ));
-            }
-            let bases = per_group(NAME, "base_momentum", &p.base_momentum, n)?;
-            let maxes = per_group(NAME, "max_momentum", &p.max_momentum, n)?;
-            Some((bases, maxes))
-        } else {
-            None
-        };
-        // The constructor sets every group's lr to base_lr before the base class runs, and the
-        // momentum to max_momentum.
-        groups.lr.clone_from(&base_lrs);
-        if let (Some((bases, maxes)), Some(m)) = (&momentum, groups.momentum.as_mut()) {
-            m.clone_from(maxes);
-            groups.max_momentum = maxes.iter().map(|x| Some(*x)).collect();
-            groups.base_momentum = bases.iter().map(|x| Some(*x)).collect();
-        }
-        // Built-in modes fix the scale mode; only a custom scale_fn uses `scale_mode`.
-        let scale_mode = match (&p.scale_fn, p.mode) {
-            (Some(_), _) => p.scale_mode,
-            (None, CyclicMode::ExpRange) => ScaleMode::Iterations,
-            (None, _) => ScaleMode::Cycle,
-        };
-        let rule = CyclicRule {
-            max_lrs,
-            total_size,
-            step_ratio: up / total_size,
-            mode: p.mode,
-            gamma: p.gamma,
-            scale_fn: p.scale_fn,
-            scale_mode,
-            momentum,
-        };
-        let mut s = Sched::construct(groups, rule)?;
-        // PyTorch assigns `self.base_lrs = base_lrs` only after the initial step, which therefore
-        // used the groups' `initial_lr` (an earlier scheduler's, if there was one).
-        s.st.base_lrs = base_lrs;
-        Ok(s)
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        let n = groups.len();
-        let mode = match p.choice(
-            "mode",
-            "triangular",
-            &["triangular", "triangular2", "exp_range"],
-        ) {
-            Ok(m) => match m.as_str() {
-                "triangular2" => CyclicMode::Triangular2,
-                "exp_range" => CyclicMode::ExpRange,
-                _ => CyclicMode::Triangular,
-            },
-            // PyTorch ignores an invalid mode when scale_fn is given.
-            Err(_) if p.get("scale_fn").is_some() => CyclicMode::Triangular,
-            Err(e) => return Err(e),
-        };
-        let scale_fn = match p.get("scale_fn") {
-            None => None,
-            Some(serde_json::Value::String(s)) => {
-                Some(ScaleFn::Formula(Arc::new(Formula::new(s, "x", NAME)?)))
-            }
-            Some(v) => {
-                return Err(p.err(format!("scale_fn must be a formula string in x, got {v}")))
-            }
-        };
-        let scale_mode = match p
-            .choice("scale_mode", "cycle", &["cycle", "iterations"])?
-            .as_str()
-        {
-            "iterations" => ScaleMode::Iterations,
-            _ => ScaleMode::Cycle,
-        };
-        Self::new(
-            groups,
-            CyclicParams {
-                base_lr: p.per_group("base_lr", None, n)?,
-                max_lr: p.per_group("max_lr", None, n)?,
-                step_size_up: p.int("step_size_up", 2000)?,
-                step_size_down: p.opt_int("step_size_down")?,
-                mode,
-                gamma: p.float("gamma", 1.0)?,
-                scale_fn,
-                scale_mode,
-                cycle_momentum: p.bool("cycle_momentum", true)?,
-                base_momentum: p.per_group("base_momentum", Some(0.8), n)?,
-                max_momentum: p.per_group("max_momentum", Some(0.9), n)?,
-            },
-        )
+    pub fn new(groups: &mut ParamGroups, config: &CyclicLRConfig) -> Result<Self, ScheduleError> {
+        config.init(groups)
     }
 }
 
@@ -340,7 +350,7 @@ mod tests {
     #[test]
     fn errors() {
         let mut g = ParamGroups::new(vec![0.1], None);
-        let e = CyclicLR::new(&mut g, CyclicParams::new(0.1, 1.0))
+        let e = CyclicLR::new(&mut g, &CyclicLRConfig::new(0.1.into(), 1.0.into()))
             .err()
             .unwrap();
         assert_eq!(

@@ -31,6 +31,17 @@ pub enum ScheduleError {
     /// `total_steps`, a division by zero, or ReduceLROnPlateau stepped without a metric.
     #[error("{scheduler}: {message}")]
     Step { scheduler: String, message: String },
+    /// A schedule would set a learning rate that is negative or not finite (or a momentum that
+    /// is not finite); `step` 0 is the state right after construction.
+    #[error("{scheduler}: the {what} at step {step} (param group {group}) would be {value}; it must be {rule}")]
+    BadValue {
+        scheduler: String,
+        step: usize,
+        group: usize,
+        what: &'static str,
+        value: f64,
+        rule: &'static str,
+    },
     /// The golden reference file is malformed.
     #[error("golden file: {0}")]
     Golden(String),

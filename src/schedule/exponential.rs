@@ -1,8 +1,38 @@
 //! ExponentialLR.
 
 use super::base::{BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int};
+
+scheduler_config! {
+    /// `ExponentialLR(optimizer, gamma, last_epoch=-1)`.
+    pub struct ExponentialLRConfig for "ExponentialLR" {
+        /// Multiplicative factor per epoch.
+        gamma: f64 as Float,
+        ;
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl ExponentialLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("gamma must be a number > 0, got {}", self.gamma),
+            ));
+        }
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<ExponentialLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(groups, ExponentialRule { gamma: self.gamma })
+    }
+}
 
 /// Multiply by `gamma` every epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,17 +62,7 @@ pub type ExponentialLR = Sched<ExponentialRule>;
 
 impl Sched<ExponentialRule> {
     pub fn new(groups: &mut ParamGroups, gamma: f64) -> Result<Self, ScheduleError> {
-        if !(gamma.is_finite() && gamma > 0.0) {
-            return Err(ScheduleError::param(
-                "ExponentialLR",
-                format!("gamma must be a number > 0, got {gamma}"),
-            ));
-        }
-        Sched::construct(groups, ExponentialRule { gamma })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(groups, p.req_float("gamma")?)
+        ExponentialLRConfig::new(gamma).init(groups)
     }
 }
 

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::base::ParamGroups;
-use super::config::{SchedulerConfig, SchedulerKind};
+use super::check::Steps;
+use super::config::{RawConfig, SchedulerConfig};
 use super::error::ScheduleError;
 
 /// Every group's lr (and momentum, where the optimizer has one) after construction (row 0) and
@@ -23,36 +24,22 @@ pub struct Trace {
 /// (i+1)-th step when given (required when the schedule needs a metric).
 pub fn simulate(
     config: &SchedulerConfig,
-    mut groups: ParamGroups,
+    groups: ParamGroups,
     steps: usize,
     metrics: Option<&[f64]>,
 ) -> Result<Trace, ScheduleError> {
-    if config.needs_metric() {
-        let have = metrics.map_or(0, <[f64]>::len);
-        if have < steps {
-            return Err(ScheduleError::step(
-                config.kind.name(),
-                format!("needs one metric per step: {steps} steps but {have} metrics"),
-            ));
-        }
-    }
-    let mut sched = config.build(&mut groups)?;
-    let mut lr = Vec::with_capacity(steps + 1);
-    let mut momentum = groups
-        .momentum
-        .as_ref()
-        .map(|_| Vec::with_capacity(steps + 1));
-    let record = |g: &ParamGroups, lr: &mut Vec<Vec<f64>>, m: &mut Option<Vec<Vec<f64>>>| {
+    let mut rows = Steps::new(config, groups, steps, metrics)?;
+    // Grows as it goes: a huge `steps` fails on memory only if the rows really get there.
+    let cap = steps.min(1 << 16) + 1;
+    let mut lr = Vec::with_capacity(cap);
+    let mut momentum: Option<Vec<Vec<f64>>> = None;
+    while let Some((_, g)) = rows.next_row()? {
         lr.push(g.lr.clone());
-        if let (Some(rows), Some(row)) = (m.as_mut(), g.momentum.as_ref()) {
-            rows.push(row.clone());
+        if let Some(m) = &g.momentum {
+            momentum
+                .get_or_insert_with(|| Vec::with_capacity(cap))
+                .push(m.clone());
         }
-    };
-    record(&groups, &mut lr, &mut momentum);
-    for i in 0..steps {
-        let metric = metrics.and_then(|m| m.get(i).copied());
-        sched.step(&mut groups, metric)?;
-        record(&groups, &mut lr, &mut momentum);
     }
     Ok(Trace { lr, momentum })
 }
@@ -92,7 +79,7 @@ pub struct GoldenCase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<SchedulerConfig>,
+    pub children: Vec<RawConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<GoldenExpected>,
 }
@@ -153,13 +140,11 @@ pub fn within_tolerance(actual: f64, expected: f64) -> bool {
 impl GoldenCase {
     /// The scheduler config (name, params, children).
     pub fn config(&self) -> Result<SchedulerConfig, ScheduleError> {
-        let mut cfg = SchedulerConfig {
-            kind: SchedulerKind::from_name(&self.scheduler)?,
+        SchedulerConfig::from_raw(RawConfig {
+            scheduler: self.scheduler.clone(),
             params: self.params.clone(),
             children: self.children.clone(),
-        };
-        cfg.normalize()?;
-        Ok(cfg)
+        })
     }
 
     /// The optimizer's param groups: SGD/RMSprop expose `momentum` (default 0), the Adam family
@@ -315,5 +300,25 @@ mod tests {
             e.to_string(),
             "ReduceLROnPlateau: needs one metric per step: 3 steps but 1 metrics"
         );
+    }
+
+    /// Golden metrics are Python reprs: read back correctly rounded (serde_json's
+    /// `float_roundtrip`), a metric exactly at ReduceLROnPlateau's threshold stays "not better".
+    #[test]
+    fn metrics_at_the_threshold_read_back_exactly() {
+        let mut x = 0.5f64;
+        for i in 0..2000 {
+            // Metrics with 16-17 significant digits, where a fast parser goes one ulp off.
+            x = (x * 3.987 + i as f64 * 1e-3).fract() + 0.1;
+            let at = x * (1.0 - 1e-4);
+            let case: GoldenCase = serde_json::from_str(&format!(
+                r#"{{"id": "t", "scheduler": "ReduceLROnPlateau", "params": {{"patience": 0, "factor": 0.5}},
+                    "optimizer": {{"kind": "SGD", "lrs": [1.0]}}, "steps": 2, "metrics": [{x:?}, {at:?}]}}"#
+            ))
+            .unwrap();
+            assert_eq!(case.metrics.as_deref(), Some(&[x, at][..]), "{x:?} {at:?}");
+            // Step 1 sets best = x; `at` is not < best * (1 - threshold): a bad epoch, halved.
+            assert_eq!(case.run().unwrap().lr[2], vec![0.5], "{x:?} {at:?}");
+        }
     }
 }

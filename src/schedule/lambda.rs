@@ -1,17 +1,14 @@
 //! LambdaLR and MultiplicativeLR, and the lambda functions they take: the golden file's named
-//! forms, a formula string in `epoch` (evaluated with evalexpr), or a Rust closure.
+//! forms, a formula string in `epoch` (see [`super::formula`]), or a Rust closure.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use evalexpr::{
-    ContextWithMutableFunctions, ContextWithMutableVariables, DefaultNumericTypes, Function,
-    HashMapContext, Node, Value as EValue,
-};
 use serde_json::Value;
 
 use super::base::{BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::formula::Formula;
+use super::params::{bad, check_last_epoch, scheduler_config, Float, Int, Kind};
 
 /// A closure from the integer epoch (`last_epoch`) to a factor.
 pub type LambdaFn = Arc<dyn Fn(i64) -> f64 + Send + Sync>;
@@ -21,9 +18,9 @@ pub type LambdaFn = Arc<dyn Fn(i64) -> f64 + Send + Sync>;
 pub enum LrLambda {
     /// One of the golden file's named forms.
     Form(LambdaForm),
-    /// A formula in `epoch`, e.g. `0.1^floor(epoch/30)`.
+    /// A formula in `epoch`, e.g. `0.1 ** (epoch // 30)`.
     Formula(Arc<Formula>),
-    /// A Rust closure.
+    /// A Rust closure (not written back to JSON).
     Func(LambdaFn),
 }
 
@@ -31,19 +28,86 @@ impl std::fmt::Debug for LrLambda {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Form(x) => write!(f, "{x:?}"),
-            Self::Formula(x) => write!(f, "Formula({:?})", x.source),
+            Self::Formula(x) => write!(f, "Formula({:?})", x.source()),
             Self::Func(_) => f.write_str("Func(..)"),
         }
     }
 }
 
+impl PartialEq for LrLambda {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Form(a), Self::Form(b)) => a == b,
+            (Self::Formula(a), Self::Formula(b)) => a == b,
+            (Self::Func(a), Self::Func(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl LrLambda {
-    /// f(epoch), in binary64 with Python's semantics for the named forms.
-    pub fn eval(&self, epoch: i64) -> Result<f64, ScheduleError> {
+    /// f(epoch), in binary64 with Python's semantics.
+    pub fn eval(&self, epoch: i64) -> Result<f64, String> {
         match self {
             Self::Form(form) => Ok(form.eval(epoch)),
-            Self::Formula(formula) => formula.eval(epoch as f64),
+            Self::Formula(formula) => formula.eval(epoch),
             Self::Func(f) => Ok(f(epoch)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            Self::Form(form) => form.to_value(),
+            Self::Formula(f) => Value::String(f.source().to_string()),
+            Self::Func(_) => Value::Null,
+        }
+    }
+}
+
+/// `lr_lambda`: one function for every param group, or one per group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LrLambdas {
+    All(LrLambda),
+    Each(Vec<LrLambda>),
+}
+
+impl LrLambdas {
+    /// One function per group, or PyTorch's length error.
+    pub fn expand(&self, sched: &str, n: usize) -> Result<Vec<LrLambda>, ScheduleError> {
+        match self {
+            Self::All(l) => Ok(vec![l.clone(); n]),
+            Self::Each(v) if v.len() == n => Ok(v.clone()),
+            Self::Each(v) => Err(ScheduleError::param(
+                sched,
+                format!("expected {n} lr_lambdas, but got {}", v.len()),
+            )),
+        }
+    }
+}
+
+impl From<LrLambda> for LrLambdas {
+    fn from(l: LrLambda) -> Self {
+        Self::All(l)
+    }
+}
+
+impl Kind for LrLambdas {
+    type Out = LrLambdas;
+    const WHAT: &'static str = "a formula in epoch, a lambda object, or a list of them";
+    fn read(key: &str, v: &Value) -> Result<LrLambdas, String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|x| lambda_from_value(key, x))
+                .collect::<Result<_, _>>()
+                .map(LrLambdas::Each),
+            _ => lambda_from_value(key, v).map(LrLambdas::All),
+        }
+    }
+    fn write(out: &LrLambdas) -> Value {
+        match out {
+            LrLambdas::All(l) => l.to_value(),
+            LrLambdas::Each(v) => Value::Array(v.iter().map(LrLambda::to_value).collect()),
         }
     }
 }
@@ -81,6 +145,20 @@ impl LambdaForm {
     }
 }
 
+impl LambdaForm {
+    fn to_value(self) -> Value {
+        use serde_json::json;
+        match self {
+            Self::Const(v) => json!({"kind": "const", "value": v}),
+            Self::Pow(b) => json!({"kind": "pow", "base": b}),
+            Self::LinearWarmup(w) => json!({"kind": "linear_warmup", "warmup": w}),
+            Self::Step { every, gamma } => json!({"kind": "step", "every": every, "gamma": gamma}),
+            Self::LinearDecay(t) => json!({"kind": "linear_decay", "total": t}),
+            Self::Cosine(t) => json!({"kind": "cosine", "total": t}),
+        }
+    }
+}
+
 /// Python's `min(a, b)`: `b` only when strictly smaller.
 fn py_min(a: f64, b: f64) -> f64 {
     if b < a {
@@ -99,161 +177,16 @@ fn py_max(a: f64, b: f64) -> f64 {
     }
 }
 
-/// A precompiled evalexpr formula in one float variable.
-pub struct Formula {
-    source: String,
-    var: &'static str,
-    node: Node<DefaultNumericTypes>,
-    // The context holds the variable, so evaluation needs exclusive access to it.
-    ctx: Mutex<HashMapContext<DefaultNumericTypes>>,
-}
-
-impl Formula {
-    /// Compiles `source` with variable `var` (`epoch` for lambdas, `x` for CyclicLR's scale_fn).
-    /// Integer literals are read as floats so `/` is true division as in Python; `**` is
-    /// accepted for `^`; `cos`, `sin`, `tan`, `exp`, `ln`/`log`, `sqrt`, `abs`, `pow` and the
-    /// constants `pi` and `e` are available besides evalexpr's `floor`, `ceil`, `round`, `min`,
-    /// `max` and `math::*`.
-    pub fn new(source: &str, var: &'static str, owner: &str) -> Result<Self, ScheduleError> {
-        let prepared = prepare(source);
-        let node =
-            evalexpr::build_operator_tree::<DefaultNumericTypes>(&prepared).map_err(|e| {
-                ScheduleError::param(owner, format!("cannot parse formula '{source}': {e}"))
-            })?;
-        let ctx = math_context()
-            .map_err(|e| ScheduleError::param(owner, format!("formula '{source}': {e}")))?;
-        let f = Self {
-            source: source.to_string(),
-            var,
-            node,
-            ctx: Mutex::new(ctx),
-        };
-        // Catch unknown names and non-numeric results now rather than mid-training.
-        f.eval(0.0)
-            .map_err(|e| ScheduleError::param(owner, e.to_string()))?;
-        Ok(f)
-    }
-
-    /// The formula as written.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    pub fn eval(&self, x: f64) -> Result<f64, ScheduleError> {
-        let fail = |msg: String| {
-            ScheduleError::step(
-                "formula",
-                format!("'{}' at {}={x}: {msg}", self.source, self.var),
-            )
-        };
-        let mut ctx = self
-            .ctx
-            .lock()
-            .map_err(|_| fail("context lock poisoned".to_string()))?;
-        ctx.set_value(self.var.to_string(), EValue::Float(x))
-            .map_err(|e| fail(e.to_string()))?;
-        let v = self
-            .node
-            .eval_number_with_context(&*ctx)
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(v)
-    }
-}
-
-/// Rewrites Python-isms: `**` → `^`, and integer literals → float literals.
-fn prepare(source: &str) -> String {
-    let src = source.replace("**", "^");
-    let chars: Vec<char> = src.chars().collect();
-    let mut out = String::with_capacity(src.len() + 8);
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let starts_number = c.is_ascii_digit()
-            && (i == 0 || !(chars[i - 1].is_alphanumeric() || matches!(chars[i - 1], '_' | '.')));
-        if !starts_number {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        out.extend(&chars[start..i]);
-        let next = chars.get(i).copied();
-        if !matches!(next, Some('.' | 'e' | 'E')) {
-            out.push_str(".0");
-        }
-    }
-    out
-}
-
-fn math_context() -> Result<HashMapContext<DefaultNumericTypes>, evalexpr::EvalexprError> {
-    let mut ctx = HashMapContext::<DefaultNumericTypes>::new();
-    ctx.set_value("pi".into(), EValue::Float(std::f64::consts::PI))?;
-    ctx.set_value("e".into(), EValue::Float(std::f64::consts::E))?;
-    type Unary = fn(f64) -> f64;
-    let unary: [(&str, Unary); 10] = [
-        ("cos", f64::cos),
-        ("sin", f64::sin),
-        ("tan", f64::tan),
-        ("exp", f64::exp),
-        ("ln", f64::ln),
-        ("log", f64::ln),
-        ("sqrt", f64::sqrt),
-        ("abs", f64::abs),
-        ("log2", f64::log2),
-        ("log10", f64::log10),
-    ];
-    for (name, f) in unary {
-        ctx.set_function(
-            name.into(),
-            Function::new(move |arg: &EValue<DefaultNumericTypes>| {
-                Ok(EValue::Float(f(arg.as_number()?)))
-            }),
-        )?;
-    }
-    ctx.set_function(
-        "pow".into(),
-        Function::new(|arg: &EValue<DefaultNumericTypes>| {
-            let t = arg.as_fixed_len_tuple(2)?;
-            Ok(EValue::Float(t[0].as_number()?.powf(t[1].as_number()?)))
-        }),
-    )?;
-    Ok(ctx)
-}
-
-/// Reads `lr_lambda`: one lambda (for every group) or a list with one per group.
-pub(crate) fn lambdas_from_params(
-    p: &Params,
-    n_groups: usize,
-) -> Result<Vec<LrLambda>, ScheduleError> {
-    let v = p.get("lr_lambda").ok_or_else(|| {
-        p.err("lr_lambda is required (a formula in epoch, a lambda object, or a list of them)")
-    })?;
+fn lambda_from_value(key: &str, v: &Value) -> Result<LrLambda, String> {
     match v {
-        Value::Array(items) => {
-            if items.len() != n_groups {
-                return Err(p.err(format!(
-                    "expected {n_groups} lr_lambdas, but got {}",
-                    items.len()
-                )));
-            }
-            items.iter().map(|x| lambda_from_value(p, x)).collect()
-        }
-        _ => Ok(vec![lambda_from_value(p, v)?; n_groups]),
-    }
-}
-
-fn lambda_from_value(p: &Params, v: &Value) -> Result<LrLambda, ScheduleError> {
-    match v {
-        Value::String(s) => Ok(LrLambda::Formula(Arc::new(Formula::new(
-            s, "epoch", p.sched,
-        )?))),
+        Value::String(s) => Formula::new(s, "epoch")
+            .map(|f| LrLambda::Formula(Arc::new(f)))
+            .map_err(|e| format!("{key}: {e}")),
         Value::Object(obj) => {
-            let kind = obj.get("kind").and_then(Value::as_str).ok_or_else(|| {
-                p.err(format!("lr_lambda object needs a \"kind\" string, got {v}"))
-            })?;
+            let kind = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{key} object needs a \"kind\" string, got {v}"))?;
             let allowed: &[&str] = match kind {
                 "const" => &["kind", "value"],
                 "pow" => &["kind", "base"],
@@ -261,32 +194,26 @@ fn lambda_from_value(p: &Params, v: &Value) -> Result<LrLambda, ScheduleError> {
                 "step" => &["kind", "every", "gamma"],
                 "linear_decay" | "cosine" => &["kind", "total"],
                 _ => {
-                    return Err(p.err(format!(
-                        "lr_lambda kind must be one of const, pow, linear_warmup, step, linear_decay, cosine, got '{kind}'"
-                    )))
+                    return Err(format!(
+                        "{key} kind must be one of const, pow, linear_warmup, step, linear_decay, cosine, got '{kind}'"
+                    ))
                 }
             };
             if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-                return Err(p.err(format!(
-                    "lr_lambda {kind}: unknown field '{k}'; accepted: {}",
+                return Err(format!(
+                    "{key} {kind}: unknown field '{k}'; accepted: {}",
                     allowed.join(", ")
-                )));
+                ));
             }
-            let num = |key: &str| -> Result<f64, ScheduleError> {
-                let x = obj
-                    .get(key)
-                    .ok_or_else(|| p.err(format!("lr_lambda {kind} needs \"{key}\"")))?;
-                p.to_float(&format!("lr_lambda.{key}"), x)
+            let field = |name: &str| {
+                obj.get(name)
+                    .ok_or_else(|| format!("{key} {kind} needs \"{name}\""))
             };
-            let pos_int = |key: &str| -> Result<i64, ScheduleError> {
-                let x = obj
-                    .get(key)
-                    .ok_or_else(|| p.err(format!("lr_lambda {kind} needs \"{key}\"")))?;
-                let i = p.to_int(&format!("lr_lambda.{key}"), x)?;
+            let num = |name: &str| Float::read(&format!("{key}.{name}"), field(name)?);
+            let pos_int = |name: &str| -> Result<i64, String> {
+                let i = Int::read(&format!("{key}.{name}"), field(name)?)?;
                 if i <= 0 {
-                    return Err(p.err(format!(
-                        "lr_lambda.{key} must be a positive integer, got {i}"
-                    )));
+                    return Err(format!("{key}.{name} must be a positive integer, got {i}"));
                 }
                 Ok(i)
             };
@@ -303,9 +230,11 @@ fn lambda_from_value(p: &Params, v: &Value) -> Result<LrLambda, ScheduleError> {
             };
             Ok(LrLambda::Form(form))
         }
-        _ => Err(p.err(format!(
-            "lr_lambda must be a formula string, a lambda object or a list of them, got {v}"
-        ))),
+        _ => Err(bad(
+            key,
+            "a formula string, a lambda object or a list of them",
+            v,
+        )),
     }
 }
 
@@ -345,7 +274,12 @@ impl Rule for LambdaRule {
         self.lambdas
             .iter()
             .zip(&st.base_lrs)
-            .map(|(l, base)| Ok(base * l.eval(st.last_epoch)?))
+            .map(|(l, base)| {
+                let f = l
+                    .eval(st.last_epoch)
+                    .map_err(|m| ScheduleError::step("LambdaLR", m))?;
+                Ok(base * f)
+            })
             .collect()
     }
 }
@@ -373,7 +307,12 @@ impl Rule for MultiplicativeRule {
         self.lambdas
             .iter()
             .zip(&groups.lr)
-            .map(|(l, lr)| Ok(lr * l.eval(st.last_epoch)?))
+            .map(|(l, lr)| {
+                let f = l
+                    .eval(st.last_epoch)
+                    .map_err(|m| ScheduleError::step("MultiplicativeLR", m))?;
+                Ok(lr * f)
+            })
             .collect()
     }
 }
@@ -423,10 +362,55 @@ impl<R: LambdaKind> Sched<R> {
         check_count(R::NAME, lambdas.len(), groups)?;
         Sched::construct(groups, R::from_lambdas(lambdas))
     }
+}
 
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        let lambdas = lambdas_from_params(p, groups.len())?;
-        Self::with_lambdas(groups, lambdas)
+scheduler_config! {
+    /// `LambdaLR(optimizer, lr_lambda, last_epoch=-1)`: lr = initial lr * lr_lambda(epoch).
+    pub struct LambdaLRConfig for "LambdaLR" {
+        /// A formula in `epoch`, a lambda object, or a list with one per param group.
+        lr_lambda: LrLambdas as LrLambdas,
+        ;
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl LambdaLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<LambdaLR, ScheduleError> {
+        self.validate()?;
+        let lambdas = self.lr_lambda.expand(Self::NAME, groups.len())?;
+        LambdaLR::with_lambdas(groups, lambdas)
+    }
+}
+
+scheduler_config! {
+    /// `MultiplicativeLR(optimizer, lr_lambda, last_epoch=-1)`: lr *= lr_lambda(epoch) per step.
+    pub struct MultiplicativeLRConfig for "MultiplicativeLR" {
+        /// A formula in `epoch`, a lambda object, or a list with one per param group.
+        lr_lambda: LrLambdas as LrLambdas,
+        ;
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl MultiplicativeLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<MultiplicativeLR, ScheduleError> {
+        self.validate()?;
+        let lambdas = self.lr_lambda.expand(Self::NAME, groups.len())?;
+        MultiplicativeLR::with_lambdas(groups, lambdas)
     }
 }
 
@@ -540,10 +524,16 @@ mod tests {
             ),
             "LambdaLR: lr_lambda.warmup must be a positive integer, got 0"
         );
-        assert!(build_err("LambdaLR(lr_lambda='0.5^step')", 1)
-            .starts_with("LambdaLR: formula: '0.5^step' at epoch=0: "));
-        assert!(build_err("LambdaLR(lr_lambda='(((')", 1)
-            .starts_with("LambdaLR: cannot parse formula '(((': "));
+        let e = build_err("LambdaLR(lr_lambda='0.5^step')", 1);
+        assert!(
+            e.starts_with("LambdaLR: lr_lambda: cannot parse formula '0.5^step' at character 4: unknown name 'step' at 's'; allowed: numbers, epoch,"),
+            "{e}"
+        );
+        let e = build_err("LambdaLR(lr_lambda='(((')", 1);
+        assert!(
+            e.starts_with("LambdaLR: lr_lambda: cannot parse formula '(((' at character 3: expected a number, a name or '(' at the end; allowed:"),
+            "{e}"
+        );
         assert_eq!(
             build_err("MultiplicativeLR(lr_lambda=3)", 1),
             "MultiplicativeLR: lr_lambda must be a formula string, a lambda object or a list of them, got 3"
@@ -560,15 +550,5 @@ mod tests {
         );
         assert_eq!(SchedulerConfig::from_json(&cfg.to_json()).unwrap(), cfg);
         assert_eq!(SchedulerConfig::parse(&cfg.to_string()).unwrap(), cfg);
-    }
-
-    #[test]
-    fn prepare_rewrites_python_isms() {
-        assert_eq!(prepare("0.1**floor(epoch/30)"), "0.1^floor(epoch/30.0)");
-        assert_eq!(prepare("min(1, (epoch+1)/5)"), "min(1.0, (epoch+1.0)/5.0)");
-        assert_eq!(
-            prepare("math::log2(x) + 1e3 + 2.5"),
-            "math::log2(x) + 1e3 + 2.5"
-        );
     }
 }

@@ -2,11 +2,16 @@
 //! (the chainable `get_lr` formulas `step()` uses, not the closed forms), so a run here sees
 //! the same learning rates (and momenta) as the same run in PyTorch.
 //!
-//! Build one from a [`SchedulerConfig`] (JSON or the compact string form) on a [`ParamGroups`],
-//! then call [`LrScheduler::step`] once per epoch or batch (see [`SchedulerConfig::default_interval`]).
+//! Each scheduler's file holds its typed config (`StepLRConfig`: PyTorch's parameter names as
+//! fields, PyTorch's defaults, `validate()` and `init()`), its rule and its tests;
+//! [`SchedulerConfig`] is the enum of them all (JSON or the compact string form of
+//! [`spec`]). Build one on a [`ParamGroups`], then call [`LrScheduler::step`] once per epoch or
+//! batch (see [`SchedulerConfig::default_interval`]); [`check_schedule`] refuses a schedule
+//! that would produce a negative or non-finite learning rate before any training starts.
 
 pub mod base;
 pub mod chained;
+pub mod check;
 pub mod config;
 pub mod constant;
 pub mod cosine;
@@ -14,32 +19,41 @@ pub mod cyclic;
 pub mod driver;
 pub mod error;
 pub mod exponential;
+pub mod formula;
 pub mod golden;
 pub mod lambda;
 pub mod one_cycle;
+pub mod params;
 pub mod plateau;
 pub mod polynomial;
 pub mod sequential;
+pub mod spec;
 pub mod step;
 pub mod warm_restarts;
 
 pub use base::{LrScheduler, ParamGroups};
-pub use chained::ChainedScheduler;
-pub use config::{Interval, SchedulerConfig, SchedulerKind};
-pub use constant::{ConstantLR, LinearLR};
-pub use cosine::CosineAnnealingLR;
-pub use cyclic::{CyclicLR, CyclicMode, CyclicParams, ScaleFn, ScaleMode};
+pub use chained::{ChainedScheduler, ChainedSchedulerConfig};
+pub use check::{check_schedule, Steps};
+pub use config::{Interval, RawConfig, SchedulerConfig};
+pub use constant::{ConstantLR, ConstantLRConfig, LinearLR, LinearLRConfig};
+pub use cosine::{CosineAnnealingLR, CosineAnnealingLRConfig};
+pub use cyclic::{CyclicLR, CyclicLRConfig, CyclicMode, ScaleFn, ScaleMode};
 pub use driver::SchedulerDriver;
 pub use error::ScheduleError;
-pub use exponential::ExponentialLR;
+pub use exponential::{ExponentialLR, ExponentialLRConfig};
+pub use formula::Formula;
 pub use golden::{simulate, Trace};
-pub use lambda::{LambdaForm, LambdaLR, LrLambda, MultiplicativeLR};
-pub use one_cycle::{Anneal, OneCycleLR, OneCycleParams};
-pub use plateau::{PlateauMode, PlateauParams, ReduceLROnPlateau, ThresholdMode};
-pub use polynomial::PolynomialLR;
-pub use sequential::SequentialLR;
-pub use step::{MultiStepLR, StepLR};
-pub use warm_restarts::CosineAnnealingWarmRestarts;
+pub use lambda::{
+    LambdaForm, LambdaLR, LambdaLRConfig, LrLambda, LrLambdas, MultiplicativeLR,
+    MultiplicativeLRConfig,
+};
+pub use one_cycle::{Anneal, OneCycleLR, OneCycleLRConfig};
+pub use params::PerGroup;
+pub use plateau::{PlateauMode, ReduceLROnPlateau, ReduceLROnPlateauConfig, ThresholdMode};
+pub use polynomial::{PolynomialLR, PolynomialLRConfig};
+pub use sequential::{SequentialLR, SequentialLRConfig};
+pub use step::{MultiStepLR, MultiStepLRConfig, StepLR, StepLRConfig};
+pub use warm_restarts::{CosineAnnealingWarmRestarts, CosineAnnealingWarmRestartsConfig};
 
 #[cfg(test)]
 pub(crate) mod testutil {

@@ -4,9 +4,11 @@
 use std::f64::consts::PI;
 
 use super::base::{div, BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
-use super::cyclic::per_group;
 use super::error::ScheduleError;
+use super::params::{
+    check_last_epoch, scheduler_config, Bool, Choice, Float, Int, OneOf, Opt, PerGroup,
+    StrictFloat, StrictInt,
+};
 
 const NAME: &str = "OneCycleLR";
 
@@ -29,41 +31,183 @@ impl Anneal {
     }
 }
 
-/// The constructor arguments. `max_lr`, `base_momentum` and `max_momentum` hold one value (for
-/// every group) or one per group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OneCycleParams {
-    pub max_lr: Vec<f64>,
-    pub total_steps: Option<i64>,
-    pub epochs: Option<i64>,
-    pub steps_per_epoch: Option<i64>,
-    pub pct_start: f64,
-    pub anneal_strategy: Anneal,
-    pub cycle_momentum: bool,
-    pub base_momentum: Vec<f64>,
-    pub max_momentum: Vec<f64>,
-    pub div_factor: f64,
-    pub final_div_factor: f64,
-    pub three_phase: bool,
+impl Choice for Anneal {
+    const ALL: &'static [(&'static str, Self)] = &[("cos", Self::Cos), ("linear", Self::Linear)];
 }
 
-impl OneCycleParams {
-    /// PyTorch's defaults; set `total_steps` or `epochs` + `steps_per_epoch`.
-    pub fn new(max_lr: f64) -> Self {
-        Self {
-            max_lr: vec![max_lr],
-            total_steps: None,
-            epochs: None,
-            steps_per_epoch: None,
-            pct_start: 0.3,
-            anneal_strategy: Anneal::Cos,
-            cycle_momentum: true,
-            base_momentum: vec![0.85],
-            max_momentum: vec![0.95],
-            div_factor: 25.0,
-            final_div_factor: 1e4,
-            three_phase: false,
+scheduler_config! {
+    /// `OneCycleLR(optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+    /// pct_start=0.3, anneal_strategy='cos', cycle_momentum=True, base_momentum=0.85,
+    /// max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
+    /// last_epoch=-1)`. Give `total_steps` or `epochs` and `steps_per_epoch` (Python ints), and
+    /// `pct_start` as a Python float, as PyTorch checks.
+    pub struct OneCycleLRConfig for "OneCycleLR" {
+        /// The peak lr, for every group or one per group.
+        max_lr: PerGroup as PerGroup,
+        ;
+        /// Steps in the cycle.
+        total_steps: Option<i64> as Opt<StrictInt> = None,
+        /// With `steps_per_epoch`, instead of `total_steps`.
+        epochs: Option<i64> as Opt<StrictInt> = None,
+        /// With `epochs`, instead of `total_steps`.
+        steps_per_epoch: Option<i64> as Opt<StrictInt> = None,
+        /// Fraction of the cycle spent increasing the lr.
+        pct_start: f64 as StrictFloat = 0.3,
+        /// 'cos' or 'linear'.
+        anneal_strategy: Anneal as OneOf<Anneal> = Anneal::Cos,
+        /// Cycle momentum inversely to the lr.
+        cycle_momentum: bool as Bool = true,
+        /// The low end of the momentum cycle.
+        base_momentum: PerGroup as PerGroup = PerGroup::All(0.85),
+        /// The high end of the momentum cycle.
+        max_momentum: PerGroup as PerGroup = PerGroup::All(0.95),
+        /// initial_lr = max_lr / div_factor.
+        div_factor: f64 as Float = 25.0,
+        /// min_lr = initial_lr / final_div_factor.
+        final_div_factor: f64 as Float = 1e4,
+        /// A third phase annihilating the lr (fast.ai's schedule is two-phase).
+        three_phase: bool as Bool = false,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl OneCycleLRConfig {
+    /// `total_steps`, or `epochs * steps_per_epoch`.
+    pub fn planned_steps(&self) -> Result<i64, ScheduleError> {
+        let err = |m: String| ScheduleError::param(NAME, m);
+        match (self.total_steps, self.epochs, self.steps_per_epoch) {
+            (Some(t), _, _) => {
+                if t <= 0 {
+                    return Err(err(format!(
+                        "total_steps must be a positive integer, got {t}"
+                    )));
+                }
+                Ok(t)
+            }
+            (None, Some(e), Some(s)) => {
+                if e <= 0 {
+                    return Err(err(format!("epochs must be a positive integer, got {e}")));
+                }
+                if s <= 0 {
+                    return Err(err(format!(
+                        "steps_per_epoch must be a positive integer, got {s}"
+                    )));
+                }
+                e.checked_mul(s)
+                    .ok_or_else(|| err(format!("epochs * steps_per_epoch overflows ({e} * {s})")))
+            }
+            _ => Err(err(
+                "You must define either total_steps OR (epochs AND steps_per_epoch)".to_string(),
+            )),
         }
+    }
+
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        let err = |m: String| ScheduleError::param(NAME, m);
+        self.planned_steps()?;
+        if !(0.0..=1.0).contains(&self.pct_start) {
+            return Err(err(format!(
+                "pct_start must be a float between 0 and 1, got {}",
+                self.pct_start
+            )));
+        }
+        if !(self.div_factor.is_finite() && self.div_factor > 0.0) {
+            return Err(err(format!(
+                "div_factor must be > 0, got {}",
+                self.div_factor
+            )));
+        }
+        if !(self.final_div_factor.is_finite() && self.final_div_factor > 0.0) {
+            return Err(err(format!(
+                "final_div_factor must be > 0, got {}",
+                self.final_div_factor
+            )));
+        }
+        check_last_epoch(NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<OneCycleLR, ScheduleError> {
+        groups.check(NAME)?;
+        self.validate()?;
+        let n = groups.len();
+        let err = |m: String| ScheduleError::param(NAME, m);
+        let total_steps = self.planned_steps()?;
+        let total = total_steps as f64;
+        let pct_start = self.pct_start;
+        let phase = |end_step, start_lr, end_lr, start_momentum, end_momentum| Phase {
+            end_step,
+            start_lr,
+            end_lr,
+            start_momentum,
+            end_momentum,
+        };
+        use Key::*;
+        let phases = if self.three_phase {
+            vec![
+                phase(
+                    pct_start * total - 1.0,
+                    InitialLr,
+                    MaxLr,
+                    MaxMomentum,
+                    BaseMomentum,
+                ),
+                phase(
+                    2.0 * pct_start * total - 2.0,
+                    MaxLr,
+                    InitialLr,
+                    BaseMomentum,
+                    MaxMomentum,
+                ),
+                phase(total - 1.0, InitialLr, MinLr, MaxMomentum, MaxMomentum),
+            ]
+        } else {
+            vec![
+                phase(
+                    pct_start * total - 1.0,
+                    InitialLr,
+                    MaxLr,
+                    MaxMomentum,
+                    BaseMomentum,
+                ),
+                phase(total - 1.0, MaxLr, MinLr, BaseMomentum, MaxMomentum),
+            ]
+        };
+        let max_lrs = self.max_lr.expand(NAME, "max_lr", n)?;
+        let momentum = if self.cycle_momentum {
+            if groups.momentum.is_none() {
+                return Err(err(
+                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
+                        .to_string(),
+                ));
+            }
+            let maxes = self.max_momentum.expand(NAME, "max_momentum", n)?;
+            let bases = self.base_momentum.expand(NAME, "base_momentum", n)?;
+            Some((bases, maxes))
+        } else {
+            None
+        };
+        // Overwrite (not setdefault) initial_lr, and store max_lr / min_lr in the groups.
+        for (i, max_lr) in max_lrs.iter().enumerate() {
+            let initial = max_lr / self.div_factor;
+            groups.initial_lr[i] = Some(initial);
+            groups.max_lr[i] = Some(*max_lr);
+            groups.min_lr[i] = Some(initial / self.final_div_factor);
+        }
+        if let (Some((bases, maxes)), Some(m)) = (&momentum, groups.momentum.as_mut()) {
+            m.clone_from(maxes);
+            groups.max_momentum = maxes.iter().map(|x| Some(*x)).collect();
+            groups.base_momentum = bases.iter().map(|x| Some(*x)).collect();
+        }
+        let rule = OneCycleRule {
+            total_steps,
+            phases,
+            anneal: self.anneal_strategy,
+            cycle_momentum: self.cycle_momentum,
+        };
+        Sched::construct(groups, rule)
     }
 }
 
@@ -169,153 +313,8 @@ impl Rule for OneCycleRule {
 pub type OneCycleLR = Sched<OneCycleRule>;
 
 impl Sched<OneCycleRule> {
-    pub fn new(groups: &mut ParamGroups, p: OneCycleParams) -> Result<Self, ScheduleError> {
-        groups.check(NAME)?;
-        let n = groups.len();
-        let err = |m: String| ScheduleError::param(NAME, m);
-        let total_steps = match (p.total_steps, p.epochs, p.steps_per_epoch) {
-            (Some(t), _, _) => {
-                if t <= 0 {
-                    return Err(err(format!(
-                        "total_steps must be a positive integer, got {t}"
-                    )));
-                }
-                t
-            }
-            (None, Some(e), Some(s)) => {
-                if e <= 0 {
-                    return Err(err(format!("epochs must be a positive integer, got {e}")));
-                }
-                if s <= 0 {
-                    return Err(err(format!(
-                        "steps_per_epoch must be a positive integer, got {s}"
-                    )));
-                }
-                e.checked_mul(s)
-                    .ok_or_else(|| err(format!("epochs * steps_per_epoch overflows ({e} * {s})")))?
-            }
-            _ => {
-                return Err(err(
-                    "You must define either total_steps OR (epochs AND steps_per_epoch)"
-                        .to_string(),
-                ))
-            }
-        };
-        if !(0.0..=1.0).contains(&p.pct_start) {
-            return Err(err(format!(
-                "pct_start must be a float between 0 and 1, got {}",
-                p.pct_start
-            )));
-        }
-        if !(p.div_factor.is_finite() && p.div_factor > 0.0) {
-            return Err(err(format!("div_factor must be > 0, got {}", p.div_factor)));
-        }
-        if !(p.final_div_factor.is_finite() && p.final_div_factor > 0.0) {
-            return Err(err(format!(
-                "final_div_factor must be > 0, got {}",
-                p.final_div_factor
-            )));
-        }
-        let total = total_steps as f64;
-        let phase = |end_step, start_lr, end_lr, start_momentum, end_momentum| Phase {
-            end_step,
-            start_lr,
-            end_lr,
-            start_momentum,
-            end_momentum,
-        };
-        use Key::*;
-        let phases = if p.three_phase {
-            vec![
-                phase(
-                    p.pct_start * total - 1.0,
-                    InitialLr,
-                    MaxLr,
-                    MaxMomentum,
-                    BaseMomentum,
-                ),
-                phase(
-                    2.0 * p.pct_start * total - 2.0,
-                    MaxLr,
-                    InitialLr,
-                    BaseMomentum,
-                    MaxMomentum,
-                ),
-                phase(total - 1.0, InitialLr, MinLr, MaxMomentum, MaxMomentum),
-            ]
-        } else {
-            vec![
-                phase(
-                    p.pct_start * total - 1.0,
-                    InitialLr,
-                    MaxLr,
-                    MaxMomentum,
-                    BaseMomentum,
-                ),
-                phase(total - 1.0, MaxLr, MinLr, BaseMomentum, MaxMomentum),
-            ]
-        };
-        let max_lrs = per_group(NAME, "max_lr", &p.max_lr, n)?;
-        let momentum = if p.cycle_momentum {
-            if groups.momentum.is_none() {
-                return Err(err(
-                    "optimizer must support momentum or beta1 with `cycle_momentum` option enabled"
-                        .to_string(),
-                ));
-            }
-            let maxes = per_group(NAME, "max_momentum", &p.max_momentum, n)?;
-            let bases = per_group(NAME, "base_momentum", &p.base_momentum, n)?;
-            Some((bases, maxes))
-        } else {
-            None
-        };
-        // Overwrite (not setdefault) initial_lr, and store max_lr / min_lr in the groups.
-        for (i, max_lr) in max_lrs.iter().enumerate() {
-            let initial = max_lr / p.div_factor;
-            groups.initial_lr[i] = Some(initial);
-            groups.max_lr[i] = Some(*max_lr);
-            groups.min_lr[i] = Some(initial / p.final_div_factor);
-        }
-        if let (Some((bases, maxes)), Some(m)) = (&momentum, groups.momentum.as_mut()) {
-            m.clone_from(maxes);
-            groups.max_momentum = maxes.iter().map(|x| Some(*x)).collect();
-            groups.base_momentum = bases.iter().map(|x| Some(*x)).collect();
-        }
-        let rule = OneCycleRule {
-            total_steps,
-            phases,
-            anneal: p.anneal_strategy,
-            cycle_momentum: p.cycle_momentum,
-        };
-        Sched::construct(groups, rule)
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        let n = groups.len();
-        let anneal_strategy = match p
-            .choice("anneal_strategy", "cos", &["cos", "linear"])?
-            .as_str()
-        {
-            "linear" => Anneal::Linear,
-            _ => Anneal::Cos,
-        };
-        Self::new(
-            groups,
-            OneCycleParams {
-                max_lr: p.per_group("max_lr", None, n)?,
-                total_steps: p.opt_int("total_steps")?,
-                epochs: p.opt_int("epochs")?,
-                steps_per_epoch: p.opt_int("steps_per_epoch")?,
-                pct_start: p.float("pct_start", 0.3)?,
-                anneal_strategy,
-                cycle_momentum: p.bool("cycle_momentum", true)?,
-                base_momentum: p.per_group("base_momentum", Some(0.85), n)?,
-                max_momentum: p.per_group("max_momentum", Some(0.95), n)?,
-                div_factor: p.float("div_factor", 25.0)?,
-                final_div_factor: p.float("final_div_factor", 1e4)?,
-                three_phase: p.bool("three_phase", false)?,
-            },
-        )
+    pub fn new(groups: &mut ParamGroups, config: &OneCycleLRConfig) -> Result<Self, ScheduleError> {
+        config.init(groups)
     }
 }
 

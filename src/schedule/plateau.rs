@@ -1,8 +1,8 @@
 //! ReduceLROnPlateau.
 
 use super::base::{LrScheduler, ParamGroups};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{scheduler_config, Choice, Float, Int, OneOf, PerGroup};
 
 const NAME: &str = "ReduceLROnPlateau";
 
@@ -13,6 +13,10 @@ pub enum PlateauMode {
     Max,
 }
 
+impl Choice for PlateauMode {
+    const ALL: &'static [(&'static str, Self)] = &[("min", Self::Min), ("max", Self::Max)];
+}
+
 /// `threshold_mode`: compare against `best * (1 ± threshold)` or `best ± threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThresholdMode {
@@ -20,39 +24,92 @@ pub enum ThresholdMode {
     Abs,
 }
 
-/// The constructor arguments, with PyTorch's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlateauParams {
-    pub mode: PlateauMode,
-    pub factor: f64,
-    pub patience: i64,
-    pub threshold: f64,
-    pub threshold_mode: ThresholdMode,
-    pub cooldown: i64,
-    /// One value (for every group) or one per group.
-    pub min_lr: Vec<f64>,
-    pub eps: f64,
+impl Choice for ThresholdMode {
+    const ALL: &'static [(&'static str, Self)] = &[("rel", Self::Rel), ("abs", Self::Abs)];
 }
 
-impl Default for PlateauParams {
-    fn default() -> Self {
-        Self {
-            mode: PlateauMode::Min,
-            factor: 0.1,
-            patience: 10,
-            threshold: 1e-4,
-            threshold_mode: ThresholdMode::Rel,
-            cooldown: 0,
-            min_lr: vec![0.0],
-            eps: 1e-8,
+scheduler_config! {
+    /// `ReduceLROnPlateau(optimizer, mode='min', factor=0.1, patience=10, threshold=1e-4,
+    /// threshold_mode='rel', cooldown=0, min_lr=0, eps=1e-8)`.
+    pub struct ReduceLROnPlateauConfig for "ReduceLROnPlateau" {
+        ;
+        /// Whether lower or higher metrics are better.
+        mode: PlateauMode as OneOf<PlateauMode> = PlateauMode::Min,
+        /// new_lr = lr * factor.
+        factor: f64 as Float = 0.1,
+        /// Bad epochs tolerated before reducing.
+        patience: i64 as Int = 10,
+        /// What counts as an improvement.
+        threshold: f64 as Float = 1e-4,
+        /// Relative or absolute threshold.
+        threshold_mode: ThresholdMode as OneOf<ThresholdMode> = ThresholdMode::Rel,
+        /// Epochs to wait after a reduction.
+        cooldown: i64 as Int = 0,
+        /// Lower bound of the lr, for every group or one per group.
+        min_lr: PerGroup as PerGroup = PerGroup::All(0.0),
+        /// Reductions smaller than this are skipped.
+        eps: f64 as Float = 1e-8,
+    }
+}
+
+impl ReduceLROnPlateauConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        let err = |m: String| ScheduleError::param(NAME, m);
+        if self.factor >= 1.0 {
+            return Err(err(format!("factor must be < 1.0, got {}", self.factor)));
         }
+        if self.factor < 0.0 {
+            return Err(err(format!("factor must be >= 0, got {}", self.factor)));
+        }
+        if self.patience < 0 {
+            return Err(err(format!(
+                "patience must be a non-negative integer, got {}",
+                self.patience
+            )));
+        }
+        if self.cooldown < 0 {
+            return Err(err(format!(
+                "cooldown must be a non-negative integer, got {}",
+                self.cooldown
+            )));
+        }
+        if self.eps < 0.0 {
+            return Err(err(format!("eps must be >= 0, got {}", self.eps)));
+        }
+        Ok(())
+    }
+
+    /// Validates, then builds the scheduler (no initial step, as in PyTorch).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<ReduceLROnPlateau, ScheduleError> {
+        groups.check(NAME)?;
+        self.validate()?;
+        let min_lrs = match &self.min_lr {
+            PerGroup::All(x) => vec![*x; groups.len()],
+            PerGroup::Each(v) if v.len() == groups.len() => v.clone(),
+            PerGroup::Each(v) => {
+                return Err(ScheduleError::param(
+                    NAME,
+                    format!("expected {} min_lrs, got {}", groups.len(), v.len()),
+                ))
+            }
+        };
+        Ok(ReduceLROnPlateau {
+            best: ReduceLROnPlateau::mode_worse(self.mode),
+            p: self.clone(),
+            min_lrs,
+            num_bad_epochs: 0,
+            cooldown_counter: 0,
+            last_epoch: 0,
+            last_lr: groups.lr.clone(),
+        })
     }
 }
 
 /// `torch.optim.lr_scheduler.ReduceLROnPlateau`. It does not run PyTorch's base constructor:
 /// no initial step and no `initial_lr` in the groups.
 pub struct ReduceLROnPlateau {
-    p: PlateauParams,
+    p: ReduceLROnPlateauConfig,
     min_lrs: Vec<f64>,
     best: f64,
     num_bad_epochs: i64,
@@ -62,79 +119,11 @@ pub struct ReduceLROnPlateau {
 }
 
 impl ReduceLROnPlateau {
-    pub fn new(groups: &mut ParamGroups, p: PlateauParams) -> Result<Self, ScheduleError> {
-        groups.check(NAME)?;
-        let err = |m: String| ScheduleError::param(NAME, m);
-        if p.factor >= 1.0 {
-            return Err(err(format!("factor must be < 1.0, got {}", p.factor)));
-        }
-        if p.factor < 0.0 {
-            return Err(err(format!("factor must be >= 0, got {}", p.factor)));
-        }
-        if p.patience < 0 {
-            return Err(err(format!(
-                "patience must be a non-negative integer, got {}",
-                p.patience
-            )));
-        }
-        if p.cooldown < 0 {
-            return Err(err(format!(
-                "cooldown must be a non-negative integer, got {}",
-                p.cooldown
-            )));
-        }
-        if p.eps < 0.0 {
-            return Err(err(format!("eps must be >= 0, got {}", p.eps)));
-        }
-        let min_lrs = match p.min_lr.len() {
-            1 => vec![p.min_lr[0]; groups.len()],
-            n if n == groups.len() => p.min_lr.clone(),
-            n => return Err(err(format!("expected {} min_lrs, got {n}", groups.len()))),
-        };
-        Ok(Self {
-            best: Self::mode_worse(p.mode),
-            p,
-            min_lrs,
-            num_bad_epochs: 0,
-            cooldown_counter: 0,
-            last_epoch: 0,
-            last_lr: groups.lr.clone(),
-        })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        let mode = match p.choice("mode", "min", &["min", "max"])?.as_str() {
-            "min" => PlateauMode::Min,
-            _ => PlateauMode::Max,
-        };
-        let threshold_mode = match p.choice("threshold_mode", "rel", &["rel", "abs"])?.as_str() {
-            "rel" => ThresholdMode::Rel,
-            _ => ThresholdMode::Abs,
-        };
-        let min_lr = match p.get("min_lr") {
-            Some(serde_json::Value::Array(items)) if items.len() != groups.len() => {
-                return Err(p.err(format!(
-                    "expected {} min_lrs, got {}",
-                    groups.len(),
-                    items.len()
-                )))
-            }
-            Some(serde_json::Value::Array(_)) => p.per_group("min_lr", None, groups.len())?,
-            _ => vec![p.float("min_lr", 0.0)?],
-        };
-        Self::new(
-            groups,
-            PlateauParams {
-                mode,
-                factor: p.float("factor", 0.1)?,
-                patience: p.int("patience", 10)?,
-                threshold: p.float("threshold", 1e-4)?,
-                threshold_mode,
-                cooldown: p.int("cooldown", 0)?,
-                min_lr,
-                eps: p.float("eps", 1e-8)?,
-            },
-        )
+    pub fn new(
+        groups: &mut ParamGroups,
+        config: &ReduceLROnPlateauConfig,
+    ) -> Result<Self, ScheduleError> {
+        config.init(groups)
     }
 
     fn mode_worse(mode: PlateauMode) -> f64 {
@@ -292,7 +281,7 @@ mod tests {
             "ReduceLROnPlateau: patience must be a non-negative integer, got -1"
         );
         let mut g = ParamGroups::new(vec![0.1], None);
-        let mut s = ReduceLROnPlateau::new(&mut g, PlateauParams::default()).unwrap();
+        let mut s = ReduceLROnPlateau::new(&mut g, &ReduceLROnPlateauConfig::new()).unwrap();
         assert_eq!(
             s.step(&mut g, None).unwrap_err().to_string(),
             "ReduceLROnPlateau: step() needs the monitored metric, got none"

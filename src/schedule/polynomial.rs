@@ -1,8 +1,56 @@
 //! PolynomialLR.
 
 use super::base::{div, BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int};
+
+scheduler_config! {
+    /// `PolynomialLR(optimizer, total_iters=5, power=1.0, last_epoch=-1)`.
+    pub struct PolynomialLRConfig for "PolynomialLR" {
+        ;
+        /// Epochs until the lr reaches 0.
+        total_iters: i64 as Int = 5,
+        /// The polynomial's power.
+        power: f64 as Float = 1.0,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl PolynomialLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if self.total_iters < 0 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!(
+                    "total_iters must be a non-negative integer, got {}",
+                    self.total_iters
+                ),
+            ));
+        }
+        // A negative power divides by zero at total_iters (PyTorch raises there).
+        if self.power < 0.0 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("power must be >= 0, got {}", self.power),
+            ));
+        }
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<PolynomialLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(
+            groups,
+            PolynomialRule {
+                total_iters: self.total_iters,
+                power: self.power,
+            },
+        )
+    }
+}
 
 /// Decay to zero over `total_iters` as `(1 - t/T)^power`, applied step by step.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,24 +93,12 @@ impl Sched<PolynomialRule> {
         total_iters: i64,
         power: f64,
     ) -> Result<Self, ScheduleError> {
-        if total_iters < 0 {
-            return Err(ScheduleError::param(
-                "PolynomialLR",
-                format!("total_iters must be a non-negative integer, got {total_iters}"),
-            ));
+        PolynomialLRConfig {
+            total_iters,
+            power,
+            ..PolynomialLRConfig::new()
         }
-        // A negative power divides by zero at total_iters (PyTorch raises there).
-        if power < 0.0 {
-            return Err(ScheduleError::param(
-                "PolynomialLR",
-                format!("power must be >= 0, got {power}"),
-            ));
-        }
-        Sched::construct(groups, PolynomialRule { total_iters, power })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(groups, p.int("total_iters", 5)?, p.float("power", 1.0)?)
+        .init(groups)
     }
 }
 

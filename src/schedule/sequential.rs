@@ -1,9 +1,73 @@
 //! SequentialLR: hands control from one child to the next at each milestone.
 
+use serde_json::{Map, Value};
+
 use super::base::{bisect_right, LrScheduler, ParamGroups};
+use super::chained::{build_all, check_children};
+use super::config::SchedulerConfig;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, Int, IntList, Kind, Params};
 
 const NAME: &str = "SequentialLR";
+
+/// `SequentialLR(optimizer, schedulers, milestones, last_epoch=-1)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequentialLRConfig {
+    /// The schedulers in the order they take over.
+    pub schedulers: Vec<SchedulerConfig>,
+    /// The epochs at which the next scheduler takes over (one fewer than the schedulers).
+    pub milestones: Vec<i64>,
+    /// Only -1 (a fresh start).
+    pub last_epoch: i64,
+}
+
+impl SequentialLRConfig {
+    /// PyTorch's class name.
+    pub const NAME: &'static str = NAME;
+    /// Its keyword arguments besides the child schedulers.
+    pub const PARAMS: &'static [&'static str] = &["milestones", "last_epoch"];
+
+    pub fn new(schedulers: Vec<SchedulerConfig>, milestones: Vec<i64>) -> Self {
+        Self {
+            schedulers,
+            milestones,
+            last_epoch: -1,
+        }
+    }
+
+    pub(crate) fn from_params(
+        p: &Params,
+        schedulers: Vec<SchedulerConfig>,
+    ) -> Result<Self, ScheduleError> {
+        Ok(Self {
+            schedulers,
+            milestones: p.required::<IntList>("milestones")?,
+            last_epoch: p.optional::<Int>("last_epoch", -1)?,
+        })
+    }
+
+    pub(crate) fn to_params(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("milestones".into(), IntList::write(&self.milestones));
+        if self.last_epoch != -1 {
+            m.insert("last_epoch".into(), Int::write(&self.last_epoch));
+        }
+        m
+    }
+
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        check_children(NAME, &self.schedulers)?;
+        check_last_epoch(NAME, self.last_epoch)
+    }
+
+    /// Builds every child in order on `groups`, then the sequence (see [`SequentialLR::new`]).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<SequentialLR, ScheduleError> {
+        self.validate()?;
+        let children = build_all(&self.schedulers, groups)?;
+        SequentialLR::new(groups, children, self.milestones.clone())
+    }
+}
 
 /// `torch.optim.lr_scheduler.SequentialLR`.
 pub struct SequentialLR {
@@ -16,7 +80,8 @@ pub struct SequentialLR {
 impl SequentialLR {
     /// `children` must already be built on `groups`. As in PyTorch, construction resets every
     /// group's lr to `initial_lr`, undoes the children's initial steps (`last_epoch -= 1`,
-    /// recursively) and redoes only the first child's initial step.
+    /// recursively) and redoes the initial step of the child in charge at epoch 0 only:
+    /// `schedulers[bisect_right(milestones, 0)]`, the first one unless a milestone is <= 0.
     pub fn new(
         groups: &mut ParamGroups,
         mut children: Vec<Box<dyn LrScheduler>>,
@@ -56,8 +121,9 @@ impl SequentialLR {
         for c in &mut children {
             c.undo_initial_step();
         }
-        children[0].initial_step(groups)?;
-        let last_lr = children[0].last_lr().to_vec();
+        let first = bisect_right(&milestones, 0);
+        children[first].initial_step(groups)?;
+        let last_lr = children[first].last_lr().to_vec();
         Ok(Self {
             children,
             milestones,
@@ -139,6 +205,51 @@ mod tests {
             .unwrap(),
             SchedulerConfig::parse("SequentialLR(ConstantLR, StepLR(step_size=2), milestones=[3])")
                 .unwrap(),
+        );
+    }
+
+    /// PyTorch re-does the initial step of `schedulers[bisect_right(milestones, 0)]`:
+    /// ```python
+    /// opt = SGD([torch.zeros(1)], lr=1.0)
+    /// s = SequentialLR(opt, [ConstantLR(opt, factor=0.5, total_iters=2),
+    ///                        ExponentialLR(opt, gamma=0.5)], milestones=[0])
+    /// # lr: 1.0, then 0.5, 0.25 (ConstantLR never runs)
+    /// ```
+    #[test]
+    fn first_milestone_at_or_below_zero_starts_with_a_later_child() {
+        let seq = "SequentialLR(ConstantLR(factor=0.5, total_iters=2), ExponentialLR(gamma=0.5), milestones=[0])";
+        assert_close(&run1(seq, 2), &[1.0, 0.5, 0.25]);
+        // Nested in a ChainedScheduler, with a second child after it.
+        assert_close(
+            &run1(
+                &format!("ChainedScheduler({seq}, ConstantLR(factor=0.5, total_iters=1))"),
+                2,
+            ),
+            &[0.5, 0.5, 0.25],
+        );
+        // Equal milestones: bisect_right([0, 0], 0) = 2, so the third child starts; and at
+        // [2, 2] the second child never runs: the third restarts at epoch 2.
+        assert_close(
+            &run1(
+                "SequentialLR(ConstantLR(factor=0.5), StepLR(step_size=1, gamma=0.1), ExponentialLR(gamma=0.5), milestones=[0, 0])",
+                2,
+            ),
+            &[1.0, 0.5, 0.25],
+        );
+        assert_close(
+            &run1(
+                "SequentialLR(ConstantLR(factor=0.5), StepLR(step_size=1, gamma=0.1), ExponentialLR(gamma=0.5), milestones=[2, 2])",
+                4,
+            ),
+            &[0.5, 0.5, 1.0, 0.5, 0.25],
+        );
+        // A negative milestone acts like 0.
+        assert_close(
+            &run1(
+                "SequentialLR(ConstantLR(factor=0.5, total_iters=2), ExponentialLR(gamma=0.5), milestones=[-3])",
+                1,
+            ),
+            &[1.0, 0.5],
         );
     }
 

@@ -3,8 +3,93 @@
 use std::collections::BTreeMap;
 
 use super::base::{bisect_right, floor_div, BaseState, ParamGroups, Rule, Sched};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int, IntList};
+
+scheduler_config! {
+    /// `StepLR(optimizer, step_size, gamma=0.1, last_epoch=-1)`.
+    pub struct StepLRConfig for "StepLR" {
+        /// Epochs between two decays.
+        step_size: i64 as Int,
+        ;
+        /// Multiplicative factor of each decay.
+        gamma: f64 as Float = 0.1,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl StepLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if self.step_size <= 0 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!(
+                    "step_size must be a positive integer, got {}",
+                    self.step_size
+                ),
+            ));
+        }
+        check_gamma(Self::NAME, self.gamma)?;
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<StepLR, ScheduleError> {
+        self.validate()?;
+        Sched::construct(
+            groups,
+            StepRule {
+                step_size: self.step_size,
+                gamma: self.gamma,
+            },
+        )
+    }
+}
+
+scheduler_config! {
+    /// `MultiStepLR(optimizer, milestones, gamma=0.1, last_epoch=-1)`.
+    pub struct MultiStepLRConfig for "MultiStepLR" {
+        /// Epochs at which to decay (need not be sorted; a repeated one decays once per copy).
+        milestones: Vec<i64> as IntList,
+        ;
+        /// Multiplicative factor of each decay.
+        gamma: f64 as Float = 0.1,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl MultiStepLRConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if let Some(m) = self.milestones.iter().find(|m| **m < 0) {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("milestones must be non-negative integers, got {m}"),
+            ));
+        }
+        check_gamma(Self::NAME, self.gamma)?;
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(&self, groups: &mut ParamGroups) -> Result<MultiStepLR, ScheduleError> {
+        self.validate()?;
+        let mut counter = BTreeMap::new();
+        for m in &self.milestones {
+            *counter.entry(*m).or_insert(0u32) += 1;
+        }
+        Sched::construct(
+            groups,
+            MultiStepRule {
+                milestones: counter,
+                gamma: self.gamma,
+            },
+        )
+    }
+}
 
 fn check_gamma(name: &str, gamma: f64) -> Result<(), ScheduleError> {
     // PyTorch accepts any gamma; <= 0 only ever yields zero or sign-flipping learning rates.
@@ -55,18 +140,11 @@ impl Sched<StepRule> {
         step_size: i64,
         gamma: f64,
     ) -> Result<Self, ScheduleError> {
-        if step_size <= 0 {
-            return Err(ScheduleError::param(
-                "StepLR",
-                format!("step_size must be a positive integer, got {step_size}"),
-            ));
+        StepLRConfig {
+            gamma,
+            ..StepLRConfig::new(step_size)
         }
-        check_gamma("StepLR", gamma)?;
-        Sched::construct(groups, StepRule { step_size, gamma })
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(groups, p.req_int("step_size")?, p.float("gamma", 0.1)?)
+        .init(groups)
     }
 }
 
@@ -116,28 +194,11 @@ impl Sched<MultiStepRule> {
         milestones: &[i64],
         gamma: f64,
     ) -> Result<Self, ScheduleError> {
-        if let Some(m) = milestones.iter().find(|m| **m < 0) {
-            return Err(ScheduleError::param(
-                "MultiStepLR",
-                format!("milestones must be non-negative integers, got {m}"),
-            ));
+        MultiStepLRConfig {
+            gamma,
+            ..MultiStepLRConfig::new(milestones.to_vec())
         }
-        check_gamma("MultiStepLR", gamma)?;
-        let mut counter = BTreeMap::new();
-        for m in milestones {
-            *counter.entry(*m).or_insert(0u32) += 1;
-        }
-        Sched::construct(
-            groups,
-            MultiStepRule {
-                milestones: counter,
-                gamma,
-            },
-        )
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(groups, &p.int_list("milestones")?, p.float("gamma", 0.1)?)
+        .init(groups)
     }
 }
 

@@ -3,8 +3,63 @@
 use std::f64::consts::PI;
 
 use super::base::{BaseState, LrScheduler, ParamGroups};
-use super::config::Params;
 use super::error::ScheduleError;
+use super::params::{check_last_epoch, scheduler_config, Float, Int, StrictInt};
+
+scheduler_config! {
+    /// `CosineAnnealingWarmRestarts(optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1)`.
+    /// `T_0` and `T_mult` must be Python ints, as PyTorch checks.
+    pub struct CosineAnnealingWarmRestartsConfig for "CosineAnnealingWarmRestarts" {
+        /// Epochs until the first restart.
+        T_0: i64 as StrictInt,
+        ;
+        /// Each cycle is this many times longer than the previous one.
+        T_mult: i64 as StrictInt = 1,
+        /// The lowest lr.
+        eta_min: f64 as Float = 0.0,
+        /// Only -1 (a fresh start).
+        last_epoch: i64 as Int = -1,
+    }
+}
+
+impl CosineAnnealingWarmRestartsConfig {
+    /// Checks every value that does not need the param groups, naming the bad one.
+    pub fn validate(&self) -> Result<(), ScheduleError> {
+        if self.T_0 <= 0 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("T_0 must be a positive integer, got {}", self.T_0),
+            ));
+        }
+        if self.T_mult < 1 {
+            return Err(ScheduleError::param(
+                Self::NAME,
+                format!("T_mult must be an integer >= 1, got {}", self.T_mult),
+            ));
+        }
+        check_last_epoch(Self::NAME, self.last_epoch)
+    }
+
+    /// Validates, then builds the scheduler on `groups` (running its initial step).
+    pub fn init(
+        &self,
+        groups: &mut ParamGroups,
+    ) -> Result<CosineAnnealingWarmRestarts, ScheduleError> {
+        self.validate()?;
+        groups.check(Self::NAME)?;
+        let st = BaseState::attach(groups);
+        let mut s = CosineAnnealingWarmRestarts {
+            st,
+            t_0: self.T_0,
+            t_i: self.T_0,
+            t_mult: self.T_mult,
+            eta_min: self.eta_min,
+            t_cur: -1,
+        };
+        s.initial_step(groups)?;
+        Ok(s)
+    }
+}
 
 /// `torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`.
 pub struct CosineAnnealingWarmRestarts {
@@ -23,40 +78,12 @@ impl CosineAnnealingWarmRestarts {
         t_mult: i64,
         eta_min: f64,
     ) -> Result<Self, ScheduleError> {
-        const NAME: &str = "CosineAnnealingWarmRestarts";
-        if t_0 <= 0 {
-            return Err(ScheduleError::param(
-                NAME,
-                format!("T_0 must be a positive integer, got {t_0}"),
-            ));
-        }
-        if t_mult < 1 {
-            return Err(ScheduleError::param(
-                NAME,
-                format!("T_mult must be an integer >= 1, got {t_mult}"),
-            ));
-        }
-        groups.check(NAME)?;
-        let st = BaseState::attach(groups);
-        let mut s = Self {
-            st,
-            t_0,
-            t_i: t_0,
-            t_mult,
+        CosineAnnealingWarmRestartsConfig {
+            T_mult: t_mult,
             eta_min,
-            t_cur: -1,
-        };
-        s.initial_step(groups)?;
-        Ok(s)
-    }
-
-    pub(crate) fn from_params(p: &Params, groups: &mut ParamGroups) -> Result<Self, ScheduleError> {
-        Self::new(
-            groups,
-            p.req_int("T_0")?,
-            p.int("T_mult", 1)?,
-            p.float("eta_min", 0.0)?,
-        )
+            ..CosineAnnealingWarmRestartsConfig::new(t_0)
+        }
+        .init(groups)
     }
 
     /// `eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2`

@@ -18,7 +18,7 @@ use crate::device::DeviceSpec;
 use crate::error::{Diverged, Error, Result, Scope};
 use crate::learner::{Learner, StepLoss};
 use crate::range_test::Setup;
-use crate::schedule::{Interval, LrScheduler, ParamGroups, SchedulerConfig};
+use crate::schedule::{check_schedule, Interval, LrScheduler, ParamGroups, SchedulerConfig};
 
 pub use run_dir::RunDir;
 
@@ -65,6 +65,15 @@ impl TrainConfig {
             ));
         }
         crate::learner::check_batching(self.setup.batch_size, 1)?;
+        if self.eval_batch_size == 0 {
+            return Err(Error::setting(
+                Scope::Train,
+                "eval_batch_size",
+                0,
+                "must be at least 1",
+            ));
+        }
+        self.setup.model.validate()?;
         if self.patience == Some(0) {
             return Err(Error::setting(
                 Scope::Train,
@@ -87,6 +96,21 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// A fingerprint of everything that defines the run except its length (`--epochs` may
+    /// grow on resume), stored in the checkpoint and state.json so a resume can tell that
+    /// config, checkpoint and state come from one run. FNV-1a 64 over the JSON text.
+    pub fn digest(&self) -> String {
+        let mut c = self.clone();
+        c.epochs = 0;
+        let text = serde_json::to_string(&c).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
     /// The optimizer's one param group as schedulers see it: the run's LR and momentum.
     pub fn param_groups(&self) -> ParamGroups {
         ParamGroups::new(vec![self.lr], Some(vec![self.setup.optimizer.momentum()]))
@@ -101,14 +125,18 @@ impl TrainConfig {
         }
     }
 
+    /// How many times the scheduler steps in the whole run.
+    fn planned_steps(&self, batches: usize) -> usize {
+        match self.interval() {
+            Interval::Step => self.epochs.saturating_mul(batches),
+            Interval::Epoch => self.epochs,
+        }
+    }
+
     /// The scheduler config with OneCycleLR's `total_steps` filled in from the run's length.
     fn scheduler_for(&self, batches: usize) -> Option<SchedulerConfig> {
         self.scheduler.clone().map(|mut s| {
-            let total = match self.interval() {
-                Interval::Step => self.epochs * batches,
-                Interval::Epoch => self.epochs,
-            };
-            s.fill_total_steps(total);
+            s.fill_total_steps(self.planned_steps(batches));
             s
         })
     }
@@ -146,6 +174,43 @@ pub struct TrainState {
     pub best_epoch: Option<usize>,
     pub epochs_without_improvement: usize,
     pub history: Vec<EpochMetrics>,
+    /// [`TrainConfig::digest`] of the run this state belongs to (absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+}
+
+impl TrainState {
+    /// Checks a state read back from a file is self-consistent.
+    pub fn validate(&self) -> Result<()> {
+        if self.history.len() != self.epochs_done {
+            return Err(Error::setting(
+                Scope::Train,
+                "epochs_done",
+                self.epochs_done,
+                format!("but {} epochs of metrics", self.history.len()),
+            ));
+        }
+        if self.best_val_loss.is_some_and(|v| v.is_nan()) {
+            return Err(Error::setting(
+                Scope::Train,
+                "best_val_loss",
+                f64::NAN,
+                "must be a number",
+            ));
+        }
+        if self
+            .best_epoch
+            .is_some_and(|e| e == 0 || e > self.epochs_done)
+        {
+            return Err(Error::setting(
+                Scope::Train,
+                "best_epoch",
+                self.best_epoch.unwrap_or_default(),
+                format!("outside the {} epochs done", self.epochs_done),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// How a call to [`Run::train`] ended.
@@ -203,13 +268,21 @@ impl Run {
         )?;
         let mut groups = config.param_groups();
         let scheduler = match config.scheduler_for(batches) {
-            Some(s) => Some(s.build(&mut groups)?),
+            Some(s) => {
+                // A negative or non-finite LR anywhere in the planned run fails before training.
+                check_schedule(&s, &groups, config.planned_steps(batches), None)?;
+                Some(s.build(&mut groups)?)
+            }
             None => None,
+        };
+        let state = TrainState {
+            config_digest: Some(config.digest()),
+            ..TrainState::default()
         };
         let mut run = Self {
             config,
             learner,
-            state: TrainState::default(),
+            state,
             scheduler,
             groups,
             batches,
@@ -236,6 +309,22 @@ impl Run {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("optim.").map(|k| (k.to_string(), v.clone())))
             .collect();
+        // A buffer of the wrong shape would index past a parameter in the fused update.
+        let vars = run.learner.model.named_vars();
+        for (k, t) in &optim {
+            let i = k.rsplit('.').next().and_then(|i| i.parse::<usize>().ok());
+            match i.and_then(|i| vars.get(i)) {
+                Some((_, v)) if v.dims() == t.dims() && t.dtype().is_float() => {}
+                _ => {
+                    return Err(Error::data(
+                        checkpoint_path,
+                        format!(
+                            "optimizer state 'optim.{k}' does not match the model's parameters"
+                        ),
+                    ))
+                }
+            }
+        }
         run.learner
             .optimizer
             .load_state(&optim, state.optimizer_step)?;
@@ -245,6 +334,10 @@ impl Run {
             }
         }
         run.state = state;
+        // Runs from before digests get one from now on.
+        if run.state.config_digest.is_none() {
+            run.state.config_digest = Some(run.config.digest());
+        }
         run.apply_groups();
         Ok(run)
     }
@@ -344,6 +437,24 @@ impl Run {
                 if observer.batch(epoch, i, order.len(), loss).is_break() {
                     return Ok(Outcome::Interrupted);
                 }
+            }
+            // A NaN can hide in weights that ReLU masks while the loss stays finite: never
+            // let one reach a checkpoint over the last good one.
+            if let Some(name) = crate::model::non_finite_tensor(
+                self.learner
+                    .model
+                    .named_vars()
+                    .iter()
+                    .map(|(n, v)| (n, v.as_tensor())),
+            )? {
+                return Err(Diverged {
+                    what: format!("the weights of '{name}'"),
+                    value: "NaN or infinite (nothing was saved over the last good checkpoint)"
+                        .into(),
+                    epoch: epoch + 1,
+                    lr: lr_end,
+                }
+                .into());
             }
             let (val_loss, val_accuracy) = self
                 .learner
@@ -488,5 +599,63 @@ mod tests {
             // Diverging to NaN is the other honest ending at LR 50.
             Err(e) => assert!(e.to_string().contains("diverged"), "{e}"),
         }
+    }
+
+    /// Records whether a checkpoint would have been written.
+    struct Saves(usize);
+
+    impl Observer for Saves {
+        fn epoch_end(&mut self, _: &Run, _: &EpochMetrics, _: bool) -> Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn weights_that_turn_non_finite_stop_the_run_before_any_save() {
+        // A NaN in a hidden unit's bias is masked by ReLU (max(NaN, 0) = 0 in candle), so
+        // the loss stays finite: only the weight check can catch it.
+        let mut cfg = config(2);
+        cfg.setup.model = ModelConfig::Mlp { hidden: vec![8] };
+        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let dev = Device::Cpu;
+        let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
+        let (_, bias) = run
+            .learner
+            .model
+            .named_vars()
+            .iter()
+            .find(|(n, _)| n == "fc1.bias")
+            .unwrap()
+            .clone();
+        let mut b: Vec<f32> = bias.to_vec1().unwrap();
+        b[0] = f32::NAN;
+        bias.set(&Tensor::from_vec(b, 8, &dev).unwrap()).unwrap();
+        let mut saves = Saves(0);
+        let e = run.train(&mut saves).unwrap_err().to_string();
+        assert!(e.contains("NaN") && e.contains("epoch 1"), "{e}");
+        assert_eq!(saves.0, 0, "no checkpoint after non-finite weights");
+    }
+
+    #[test]
+    fn a_checkpoint_with_non_finite_weights_is_refused_by_name() {
+        let cfg = config(1);
+        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let dev = Device::Cpu;
+        let run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
+        let mut t = run.learner.model.tensors();
+        let w = t["fc1.weight"].clone();
+        let inf = (w.ones_like().unwrap() * f64::INFINITY).unwrap();
+        t.insert("fc1.weight".into(), inf);
+        let e = run
+            .learner
+            .model
+            .load_tensors(std::path::Path::new("ck.safetensors"), &t)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "ck.safetensors: tensor 'fc1.weight' holds NaN or infinite values"
+        );
     }
 }

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
 use super::{EpochMetrics, Observer, Run, TrainConfig, TrainState};
 use crate::error::{Error, Result, Scope};
 use crate::plot::PlotFormat;
-use crate::report::atomic::{check_writable, write_atomic, write_atomic_with};
+use crate::report::atomic::{check_writable, remove_stale_temps, write_atomic, TMP_PREFIX};
 
 pub const CONFIG: &str = "config.json";
 pub const STATE: &str = "state.json";
@@ -24,42 +25,161 @@ pub const METRICS_CSV: &str = "metrics.csv";
 pub struct RunDir {
     pub path: PathBuf,
     pub plot_format: PlotFormat,
+    /// The directory, open and exclusively locked for as long as any clone lives: a second
+    /// `lrfind train` on the same directory is refused instead of mixing its files in.
+    lock: Option<Arc<std::fs::File>>,
+    /// Directories this run created (deepest last), removed again if the run never starts.
+    created: Vec<PathBuf>,
+}
+
+/// Refuses a directory that already holds a run (cheap: before any data is loaded).
+/// `probe_lock`: also refuse a directory another process holds (off when we hold it).
+fn refuse_existing_run(path: &Path, probe_lock: bool) -> Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(out_dir(path, "exists and is not a directory"));
+    }
+    if probe_lock && path.is_dir() {
+        // A run in progress says so, rather than "already holds a run".
+        drop(lock_dir(path, false)?);
+    }
+    if path.join(STATE).exists() || path.join(CONFIG).exists() || path.join(CHECKPOINT).exists() {
+        return Err(out_dir(
+            path,
+            "already holds a run; resume it or choose another directory",
+        ));
+    }
+    Ok(())
+}
+
+/// A fault of the directory a new run was asked to use.
+fn out_dir(path: &Path, why: impl Into<String>) -> Error {
+    Error::setting(Scope::Train, "out_dir", path.display(), why)
+}
+
+/// A fault of the directory of a run to resume.
+fn resume_dir(path: &Path, why: impl Into<String>) -> Error {
+    Error::saved(path, why)
+}
+
+/// Takes the run directory's lock, or says who holds it (`resuming`: the directory is a run
+/// to resume, not a new run's).
+fn lock_dir(path: &Path, resuming: bool) -> Result<Arc<std::fs::File>> {
+    let fault = |why: String| {
+        if resuming {
+            resume_dir(path, why)
+        } else {
+            out_dir(path, why)
+        }
+    };
+    let f = std::fs::File::open(path).map_err(|e| fault(format!("cannot open it ({e})")))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Arc::new(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(fault(
+            "another lrfind train is running in this directory; wait for it to finish or choose another directory".into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(fault(format!("cannot lock it ({e})"))),
+    }
+}
+
+/// Removes what a killed writer left in a run directory we hold the lock of: lrfind's own
+/// temporaries and the safetensors crate's `.tmpXXXXXX` files from older versions.
+fn remove_debris(path: &Path) {
+    remove_stale_temps(path);
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(TMP_PREFIX)
+            && name[TMP_PREFIX.len()..]
+                .split_once('-')
+                .and_then(|(p, _)| p.parse::<u32>().ok())
+                != Some(std::process::id());
+        let safetensors_tmp = name.len() == 10
+            && name.starts_with(".tmp")
+            && name[4..].chars().all(|c| c.is_ascii_alphanumeric());
+        if (ours || safetensors_tmp) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 impl RunDir {
-    /// Creates the directory for a new run. An existing run is never overwritten.
+    /// Checks `path` can hold a new run, before the (slow) data loading.
+    pub fn precheck(path: &Path) -> Result<()> {
+        refuse_existing_run(path, true)
+    }
+
+    /// Creates (or takes, if empty of runs) the directory for a new run and locks it. An
+    /// existing run is never overwritten, and a run in progress is never joined.
     pub fn create(path: &Path, plot_format: PlotFormat) -> Result<Self> {
-        if path.join(STATE).exists() || path.join(CONFIG).exists() {
-            return Err(Error::setting(
-                Scope::Train,
-                "out_dir",
-                path.display(),
-                "already holds a run; resume it or choose another directory",
-            ));
+        refuse_existing_run(path, true)?;
+        let created = create_dirs(path, false)
+            .map_err(|e| e.unwrap_or_else(|| out_dir(path, "cannot create it")))?;
+        Self::claim(path, plot_format, created)
+    }
+
+    /// Creates a new directory `base`, or `base-2`, `base-3`, … when taken: the name is
+    /// taken by an exclusive create, so two runs started in the same instant get two.
+    pub fn create_unique(base: &Path, plot_format: PlotFormat) -> Result<Self> {
+        for k in 1..=1000 {
+            let path = if k == 1 {
+                base.to_path_buf()
+            } else {
+                let mut s = base.as_os_str().to_owned();
+                s.push(format!("-{k}"));
+                PathBuf::from(s)
+            };
+            match create_dirs(&path, true) {
+                Ok(created) => return Self::claim(&path, plot_format, created),
+                Err(None) => continue,
+                Err(Some(e)) => return Err(e),
+            }
         }
-        std::fs::create_dir_all(path).map_err(|e| {
-            Error::setting(
-                Scope::Train,
-                "out_dir",
-                path.display(),
-                format!("cannot create it ({e})"),
-            )
-        })?;
-        check_writable(&path.join(CONFIG)).map_err(|e| {
-            Error::setting(
-                Scope::Train,
-                "out_dir",
-                path.display(),
-                format!("not writable ({})", e.source),
-            )
-        })?;
-        Ok(Self {
+        Err(out_dir(
+            base,
+            "it and 999 numbered variants all exist; name another directory",
+        ))
+    }
+
+    fn claim(path: &Path, plot_format: PlotFormat, created: Vec<PathBuf>) -> Result<Self> {
+        let mut dir = Self {
             path: path.to_path_buf(),
             plot_format,
-        })
+            lock: None,
+            created,
+        };
+        let claimed = (|| -> Result<()> {
+            dir.lock = Some(lock_dir(path, false)?);
+            // Checked again under the lock: a run that started meanwhile has written by now.
+            refuse_existing_run(path, false)?;
+            remove_debris(path);
+            check_writable(&path.join(CONFIG))
+                .map_err(|e| out_dir(path, format!("not writable ({})", e.source)))
+        })();
+        match claimed {
+            Ok(()) => Ok(dir),
+            Err(e) => {
+                dir.remove_if_unused();
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the directories this run created, if they are still empty (a run that
+    /// failed before writing anything leaves no empty directory behind).
+    pub fn remove_if_unused(&mut self) {
+        self.lock = None;
+        for d in self.created.drain(..).rev() {
+            if std::fs::remove_dir(&d).is_err() {
+                break;
+            }
+        }
     }
 
     /// Opens a run to resume: its config, its state and its checkpoint, which must agree.
+    /// The directory is locked for the run, like a new one.
     pub fn open(
         path: &Path,
         device: &Device,
@@ -69,10 +189,15 @@ impl RunDir {
         if !path.is_dir() {
             return Err(not_a_run("no such directory".into()));
         }
+        let lock = lock_dir(path, true)?;
+        remove_debris(path);
         let read = |name: &str| -> Result<String> {
             std::fs::read_to_string(path.join(name)).map_err(|e| not_a_run(format!("{name}: {e}")))
         };
         let config: TrainConfig = serde_json::from_str(&read(CONFIG)?)
+            .map_err(|e| not_a_run(format!("{CONFIG}: {e}")))?;
+        config
+            .validate()
             .map_err(|e| not_a_run(format!("{CONFIG}: {e}")))?;
         let ckpt_path = path.join(CHECKPOINT);
         if !ckpt_path.is_file() {
@@ -82,6 +207,13 @@ impl RunDir {
         }
         let ckpt = candle_core::safetensors::load(&ckpt_path, device)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: {}", first_line(&e.to_string()))))?;
+        let weights = ckpt.iter().filter(|(k, _)| !k.starts_with("meta."));
+        if let Some(name) = crate::model::non_finite_tensor(weights)? {
+            return Err(resume_dir(
+                path,
+                format!("{CHECKPOINT}: tensor '{name}' holds NaN or infinite values; refusing to continue from it"),
+            ));
+        }
         // The state travels inside the checkpoint (one atomic file); state.json is a copy for people.
         let state_bytes = ckpt
             .get("meta.state")
@@ -89,6 +221,25 @@ impl RunDir {
             .ok_or_else(|| not_a_run(format!("{CHECKPOINT} has no run state")))?;
         let state: TrainState = serde_json::from_slice(&state_bytes)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: run state: {e}")))?;
+        state
+            .validate()
+            .map_err(|e| not_a_run(format!("{CHECKPOINT}: run state: {e}")))?;
+        // Config, checkpoint and state.json must come from one run.
+        let want = config.digest();
+        let json_digest = std::fs::read_to_string(path.join(STATE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<TrainState>(&t).ok())
+            .and_then(|s| s.config_digest);
+        for (what, d) in [(CHECKPOINT, &state.config_digest), (STATE, &json_digest)] {
+            if let Some(d) = d {
+                if *d != want {
+                    return Err(resume_dir(
+                        path,
+                        format!("{what} belongs to a different run than {CONFIG} (config digest {d}, expected {want}); refusing to continue a mix of two runs"),
+                    ));
+                }
+            }
+        }
         let format = ["png", "svg"]
             .into_iter()
             .find(|e| path.join(format!("curves.{e}")).exists())
@@ -103,6 +254,8 @@ impl RunDir {
             Self {
                 path: path.to_path_buf(),
                 plot_format: format,
+                lock: Some(lock),
+                created: Vec::new(),
             },
             config,
             state,
@@ -206,6 +359,49 @@ impl RunDir {
     }
 }
 
+/// Creates `path` and any missing parents; returns the ones it made, outermost first.
+/// With `exclusive`, `path` itself must be new: `Err(None)` when it already exists.
+fn create_dirs(path: &Path, exclusive: bool) -> std::result::Result<Vec<PathBuf>, Option<Error>> {
+    let fail = |e: std::io::Error| Some(out_dir(path, format!("cannot create it ({e})")));
+    let mut missing = Vec::new();
+    let mut p = path;
+    while !p.as_os_str().is_empty() && !p.exists() {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(q) => p = q,
+            None => break,
+        }
+    }
+    if exclusive && missing.first().map(PathBuf::as_path) != Some(path) {
+        return Err(None);
+    }
+    missing.reverse();
+    let mut created = Vec::new();
+    for d in missing {
+        match std::fs::create_dir(&d) {
+            Ok(()) => created.push(d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if exclusive && d == path {
+                    for c in created.iter().rev() {
+                        let _ = std::fs::remove_dir(c);
+                    }
+                    return Err(None);
+                }
+            }
+            Err(e) => {
+                for c in created.iter().rev() {
+                    let _ = std::fs::remove_dir(c);
+                }
+                return Err(fail(e));
+            }
+        }
+    }
+    if !path.is_dir() {
+        return Err(fail(std::io::Error::other("not a directory")));
+    }
+    Ok(created)
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
@@ -218,21 +414,18 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Serialised in memory and written through the atomic path (the safetensors crate's own
+/// file writer leaves `.tmpXXXXXX` files on a kill and makes them mode 0600).
 fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    write_atomic_with(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp).map_err(std::io::Error::other)
-    })?;
+    let bytes = safetensors::serialize(tensors.iter(), None)
+        .map_err(|e| Error::saved(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &bytes)?;
     Ok(())
 }
 
 impl Observer for RunDir {
     fn epoch_end(&mut self, run: &Run, _metrics: &EpochMetrics, improved: bool) -> Result<()> {
         // The checkpoint (weights + optimizer + state) is one file, so resume never sees a mix.
-        let weights = run.learner.model.tensors();
-        write_safetensors(&self.file(FINAL), &weights)?;
-        if improved {
-            write_safetensors(&self.file(BEST), &weights)?;
-        }
         let mut ckpt = run.checkpoint_tensors();
         let state = serde_json::to_vec(&run.state).map_err(|e| {
             Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
@@ -243,9 +436,41 @@ impl Observer for RunDir {
             Tensor::from_vec(state, n, &Device::Cpu)?,
         );
         write_safetensors(&self.file(CHECKPOINT), &ckpt)?;
+        let weights = run.learner.model.tensors();
+        write_safetensors(&self.file(FINAL), &weights)?;
+        if improved {
+            write_safetensors(&self.file(BEST), &weights)?;
+        }
         self.write_metrics(&run.state.history)?;
-        self.write_curves(run)?;
         write_json(&self.file(STATE), &run.state)?;
+        // The plot last: a full disk may cost the picture, never the measurements.
+        self.write_curves(run)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_are_taken_exclusively() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("runs/2026-01-01T00-00-00.123");
+        let a = RunDir::create_unique(&base, PlotFormat::Png).unwrap();
+        let b = RunDir::create_unique(&base, PlotFormat::Png).unwrap();
+        assert_eq!(a.path, base);
+        assert_eq!(b.path, tmp.path().join("runs/2026-01-01T00-00-00.123-2"));
+    }
+
+    #[test]
+    fn a_locked_directory_is_refused_and_an_unused_one_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a/b");
+        let mut first = RunDir::create(&p, PlotFormat::Png).unwrap();
+        let e = RunDir::create(&p, PlotFormat::Png).unwrap_err().to_string();
+        assert!(e.contains("another lrfind train"), "{e}");
+        first.remove_if_unused();
+        assert!(!tmp.path().join("a").exists());
     }
 }
