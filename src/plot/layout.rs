@@ -113,7 +113,7 @@ pub(crate) fn trace(points: &[(i32, i32)], out: &mut Vec<(i32, i32)>) {
 /// Gap between a placed box and the plot frame.
 const INSET: i32 = 10;
 /// Clearance a box keeps from data pixels.
-const CLEARANCE: i32 = 3;
+const CLEARANCE: i32 = 6;
 
 /// The spot for a `size` box inside `plot` that covers the fewest `data` pixels and no
 /// `taken` box, preferring the corners (top right first), then the edges. Returns the box and

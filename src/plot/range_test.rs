@@ -13,12 +13,7 @@ use super::output::{save, to_svg, Figure};
 use super::scale::{finite_span, interpolate, loss_view, Axis};
 use super::style::{self, Boxed, Mark, Panel, Series};
 use super::{format, PlotError};
-use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion, Window};
-
-/// Below this relative fall from its starting level to its minimum, the smoothed loss counts
-/// as flat on the figure: no learning rate in the range trained the model. (A curve that only
-/// starts to fall at the end of the range falls more than this and reads as pinned.)
-pub(crate) const FLAT_FALL: f64 = 0.02;
+use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion};
 
 /// Loss vs LR of an LR range test: the measured [`Curve`] and what
 /// [`analyse`](crate::finder::analyse) made of it.
@@ -101,26 +96,6 @@ fn rule_color(rule: Rule) -> RGBColor {
     style::series_color([1, 2, 4, 5, 6, 9][i % 6])
 }
 
-/// How far the smoothed loss fell from the level it started descending from to its minimum,
-/// relative to that level, past the first `skip` points (the EMA's warm-up, which the rules
-/// skip too); `None` without two finite points.
-pub(crate) fn relative_fall(smoothed: &[f64], skip: usize) -> Option<f64> {
-    let tail = smoothed.get(skip.min(smoothed.len() / 4)..)?;
-    let (min, _) = finite_span(tail.iter().copied())?;
-    let argmin = tail.iter().position(|&v| v == min)?;
-    let start = tail[..=argmin]
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    (tail.len() >= 2).then(|| {
-        if start.abs() > 0.0 {
-            (start - min) / start.abs()
-        } else {
-            0.0
-        }
-    })
-}
-
 /// A fraction as a percentage with two significant digits at most: "0.16%", "3.2%", "41%".
 fn percent(f: f64) -> String {
     let p = 100.0 * f.max(0.0);
@@ -149,11 +124,15 @@ fn usable(s: &Suggestion) -> bool {
 }
 
 /// The sentences the figure writes about the curve itself: flat, pinned, or no suggestion.
-fn warnings(plot: &RangeTestPlot, smoothed: &[f64], max_chars: f64) -> Vec<String> {
+/// Flat is the finder's verdict (the chosen rule found no real descent), so the figure and
+/// the summary never disagree.
+fn warnings(plot: &RangeTestPlot, max_chars: f64) -> Vec<String> {
     let a = plot.analysis;
-    let fall = relative_fall(smoothed, Window::default().skip_start);
-    let flat = matches!(a.no_suggestion, Some(NoSuggestion::NoDescent))
-        || fall.is_some_and(|f| f < FLAT_FALL);
+    let (flat, fall) = match a.no_suggestion {
+        Some(NoSuggestion::NoDescent) => (true, 0.0),
+        Some(NoSuggestion::NoRealDescent { fall, .. }) => (true, fall),
+        _ => (false, 0.0),
+    };
     let top = plot
         .curve
         .lrs
@@ -163,7 +142,7 @@ fn warnings(plot: &RangeTestPlot, smoothed: &[f64], max_chars: f64) -> Vec<Strin
         .reduce(f64::max);
     let top = top.map_or("?".into(), format::lr);
     let mut text = String::new();
-    let fell = percent(fall.unwrap_or(0.0));
+    let fell = percent(fall);
     if flat && a.pinned_by_max {
         text = format!(
             "Flat and pinned by the range: the smoothed {} fell only {fell} and never turned upward up to the largest LR tried ({top}), so no learning rate in the range has trained the model yet; try higher ones.",
@@ -174,7 +153,7 @@ fn warnings(plot: &RangeTestPlot, smoothed: &[f64], max_chars: f64) -> Vec<Strin
             "Flat curve: the smoothed {} fell only {fell} before it rose, so no learning rate in the range trained the model; try lower ones.",
             plot.y_label
         );
-    } else if a.pinned_by_max {
+    } else if a.pinned_by_max && a.suggestion.is_some() {
         text = format!(
             "Pinned by the range: the {} never turned upward up to the largest LR tried ({top}), so the suggestion is bounded by max_lr, not by an observed blow-up; widen the range.",
             plot.y_label
@@ -315,7 +294,7 @@ fn draw<DB: DrawingBackend>(
         avoid.extend(shown.iter().filter_map(|&s| at(s)).map(|p| vec![Some(p)]));
     }
     let mut boxes = vec![Boxed::Legend(entries)];
-    let notes = warnings(plot, &smoothed, 380.0);
+    let notes = warnings(plot, 380.0);
     if !notes.is_empty() {
         boxes.push(Boxed::Note(notes, style::RED));
     }
@@ -356,7 +335,7 @@ fn draw<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finder::{analyse, StopReason};
+    use crate::finder::{analyse, StopReason, Window};
     use crate::plot::output::render_svg;
 
     /// A typical sweep: flat, a descent, then divergence to 1e3, and a non-finite end.
