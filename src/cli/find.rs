@@ -176,9 +176,10 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         (None, Some(why)) => {
             let _ = writeln!(
                 s,
-                "{} from the {} rule: {why}",
+                "{} from the {} rule: {}",
                 out::paint(out::BAD, "no suggestion"),
-                a.chosen_rule
+                a.chosen_rule,
+                super::errors::flags_for_fields(&why.to_string())
             );
         }
         (None, None) => {}

@@ -37,7 +37,7 @@ pub struct Analysis {
     /// The loss never turned upward inside the range: the suggestion is bounded by `max_lr`,
     /// not by a blow-up that was observed.
     pub pinned_by_max: bool,
-    /// There is a suggestion and it is pinned by `--max` (`pinned_by_max`): the number is
+    /// There is a suggestion and it is pinned by `max_lr` (`pinned_by_max`): the number is
     /// bounded by the range, not measured. `train --use-suggested` warns, `check` fails it.
     #[serde(default)]
     pub pinned: bool,

@@ -101,7 +101,7 @@ pub enum NoSuggestion {
     /// The smoothed loss fell less than [`MIN_FALL`] of its level: a flat curve (the range
     /// lies below where the model learns), whose lowest point is noise, not a signal.
     #[error(
-        "no real descent: the smoothed loss fell only {:.1}% from its start plateau (at least {:.0}% is needed); the range is too low: raise --max (or use --extend)",
+        "no real descent: the smoothed loss fell only {:.1}% from its start plateau (at least {:.0}% is needed); the range is too low: raise max_lr (or set extend)",
         fall * 100.0,
         need * 100.0
     )]
@@ -509,7 +509,7 @@ mod tests {
                 matches!(e, NoSuggestion::NoRealDescent { .. }),
                 "{rule}: {e:?}"
             );
-            assert!(e.to_string().contains("raise --max"), "{e}");
+            assert!(e.to_string().contains("raise max_lr"), "{e}");
         }
         // The same curve with a 2 % fall at the end suggests.
         let mut y2 = y.clone();

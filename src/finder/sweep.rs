@@ -139,7 +139,7 @@ impl SweepConfig {
         ladder_lr(self.min_lr, self.max_lr, self.num_steps, self.mode, k)
     }
 
-    /// The highest LR `--extend` may reach.
+    /// The highest LR `extend` may reach.
     pub fn extend_limit(&self) -> f64 {
         self.max_lr * 10f64.powi(EXTEND_DECADES)
     }

@@ -431,14 +431,14 @@ mod tests {
         let a = dir.path().join("x.png");
         let b = dir.path().join("sub/../x.png");
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let e = check_distinct(&[("--report", &a), ("--out", &b)]).unwrap_err();
+        let e = check_distinct(&[("report", &a), ("plot", &b)]).unwrap_err();
         assert!(e.to_string().contains("same file"), "{e}");
-        check_distinct(&[("--report", &a), ("--out", &dir.path().join("y.png"))]).unwrap();
+        check_distinct(&[("report", &a), ("plot", &dir.path().join("y.png"))]).unwrap();
         #[cfg(unix)]
         {
             let l = dir.path().join("l.png");
             std::os::unix::fs::symlink("x.png", &l).unwrap();
-            assert!(check_distinct(&[("--report", &a), ("--out", &l)]).is_err());
+            assert!(check_distinct(&[("report", &a), ("plot", &l)]).is_err());
         }
     }
 
