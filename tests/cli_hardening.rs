@@ -1,5 +1,6 @@
 //! Hostile-but-realistic use, end to end: outputs that are devices, links or the same file
 //! twice, concurrent runs, kills, absurd sizes, files edited by hand, flat and pinned curves.
+#![cfg(feature = "cli")]
 
 mod common;
 
