@@ -821,7 +821,6 @@ fn a_pinned_suggestion_is_marked_warned_and_fails_check() {
         "linear",
         "--out-dir",
         "t",
-        "-q",
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -147,19 +147,6 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     });
     pb.finish_and_clear();
     let report = result?;
-    if report.interrupted {
-        // What finished is kept; there is no verdict.
-        report.write(&args.report)?;
-        if args.json {
-            out::print(&format!("{}\n", report.to_json()))?;
-        }
-        Human::new(args.json || args.print.is_some(), args.quiet).say(&table(&report))?;
-        out::warn(format!(
-            "interrupted: {} holds the seeds run so far; no verdict",
-            args.report.display()
-        ));
-        return Ok(EXIT_INTERRUPTED);
-    }
 
     // The measurement first, the plot last: a full disk may cost the picture, not the report.
     report.write(&args.report)?;
@@ -178,12 +165,18 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
     }
     let human = Human::new(args.json || args.print.is_some(), args.quiet);
     human.say(&table(&report))?;
-    if args.update_baseline {
+    if args.update_baseline && !report.interrupted {
         if let Some(p) = &args.baseline {
             human.say(&format!("baseline written to {}\n", p.display()))?;
         }
     }
-    Ok(if progress::interrupted() {
+    if report.interrupted {
+        out::warn(format!(
+            "interrupted: {} holds the seeds run so far; no verdict",
+            args.report.display()
+        ));
+    }
+    Ok(if report.interrupted || progress::interrupted() {
         EXIT_INTERRUPTED
     } else if report.stable {
         EXIT_OK

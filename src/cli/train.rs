@@ -158,11 +158,12 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             ))
         })?;
         if report.analysis.pinned {
-            eprintln!(
-                "warning: the suggestion {lr:.3e} in {} is pinned by --max {}: the loss never turned upward, so this LR is bounded by the range, not measured; rerun the range test with a higher --max or --extend",
+            out::warn(format!(
+                "the suggestion {} in {} is pinned by --max {}: the loss never turned upward, so this LR is bounded by the range, not measured; rerun the range test with a higher --max or --extend",
+                out::num(lr),
                 args.report.display(),
-                report.sweep.max_lr
-            );
+                out::num(report.sweep.max_lr)
+            ));
         }
         let base = lrfind::range_test::Setup {
             data: report.settings.data,
@@ -362,8 +363,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 return Err(e.into());
             }
             human.say(&format!(
-                "training {} on {} with {} at lr {} for {} epoch(s) → {}
-",
+                "training {} on {} with {} at lr {} for {} epoch(s) → {}\n",
                 run.config.setup.model.name(),
                 run.config.setup.data,
                 run.config.setup.optimizer.name(),
@@ -400,9 +400,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     let outcome = run.train(&mut obs);
     obs.batch_bar.finish_and_clear();
     obs.epochs_bar.finish_and_clear();
-    if let Some(e) = obs.write_error.take() {
-        return Err(e);
-    }
+    let write_error = obs.write_error.take();
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -418,6 +416,9 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             return Err(e.into());
         }
     };
+    if let Some(e) = write_error {
+        return Err(e);
+    }
     if out::stdout_closed() {
         // The reader left (`| head`): the finished epochs are saved; end quietly.
         return Ok(EXIT_OK);
