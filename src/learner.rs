@@ -19,7 +19,10 @@ pub enum StepLoss {
     /// The loss of the training batch the step used (Smith's original, cheapest).
     TrainBatch,
     /// The loss on a fixed held-out subset after the step (less noisy, one forward more).
-    Validation { samples: usize },
+    Validation {
+        /// How many held-out images to score on (at most the held-out split's size).
+        samples: usize,
+    },
 }
 
 /// One of lrfind's built-in models, its optimizer and its data: a [`TrainStep`] and
@@ -156,7 +159,7 @@ impl Learner {
     }
 
     /// One optimizer step over `k` micro-batches drawn one at a time from `next` (gradients
-    /// summed as they come): memory does not grow with `--accumulate`.
+    /// summed as they come): memory does not grow with `accumulate`.
     fn step_streaming(
         &mut self,
         k: usize,
@@ -315,7 +318,7 @@ impl TrainStep for Learner {
     type Error = Error;
 
     fn train_step(&mut self, lr: f64) -> Result<f64> {
-        // Batches are drawn one at a time: `--accumulate 1000000000` needs no array of them.
+        // Batches are drawn one at a time: `accumulate = 1000000000` needs no array of them.
         let mut order = std::mem::replace(&mut self.order, BatchOrder::new(0, 1, 0));
         let r = self.step_streaming(self.accumulate, lr, |me| {
             let idx = order.next_batch();

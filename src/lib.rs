@@ -46,6 +46,8 @@
 //! [`data`] → [`model`] / [`optim`] → [`learner`] → [`range_test`] → [`train`], with [`check`]
 //! across seeds.
 
+#![warn(missing_docs)]
+
 pub mod adapter;
 pub mod check;
 pub mod data;

@@ -38,7 +38,8 @@ pub struct Analysis {
     /// not by a blow-up that was observed.
     pub pinned_by_max: bool,
     /// There is a suggestion and it is pinned by `max_lr` (`pinned_by_max`): the number is
-    /// bounded by the range, not measured. `train --use-suggested` warns, `check` fails it.
+    /// bounded by the range, not measured. Training with it warns;
+    /// [`check_stability`](crate::check_stability) fails it unless `allow_pinned`.
     #[serde(default)]
     pub pinned: bool,
 }

@@ -32,7 +32,7 @@ pub fn ladder(min: f64, max: f64, n: usize, mode: LadderMode) -> Vec<f64> {
 
 /// The `k`-th learning rate of [`ladder`], computed alone so a sweep needs no array (a
 /// billion-step sweep allocates nothing up front). `k >= n` continues the same ladder past
-/// `max` (same ratio per step for exp, same increment for linear): `--extend`.
+/// `max` (same ratio per step for exp, same increment for linear), as `extend` needs.
 pub fn ladder_lr(min: f64, max: f64, n: usize, mode: LadderMode, k: usize) -> f64 {
     // Pin both ends exactly; the formulas may land one ulp off.
     if k == 0 {

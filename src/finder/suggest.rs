@@ -86,16 +86,22 @@ pub struct Suggestion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum NoSuggestion {
+    /// The window holds fewer points than the rule needs.
     #[error("too few points: {have} left after skipping, the {rule} rule needs at least {need}")]
     TooFewPoints {
+        /// The rule that was applied.
         rule: Rule,
+        /// Points left inside the window.
         have: usize,
+        /// Points the rule needs.
         need: usize,
     },
+    /// The smoothed loss never decreases inside the window.
     #[error(
         "the smoothed loss never decreased inside the window, so there is no descent to pick from"
     )]
     NoDescent,
+    /// A smoothed loss inside the window is NaN or ±inf.
     #[error("the loss is not finite inside the window")]
     NonFinite,
     /// The smoothed loss fell less than [`MIN_FALL`] of its level: a flat curve (the range
@@ -105,7 +111,12 @@ pub enum NoSuggestion {
         fall * 100.0,
         need * 100.0
     )]
-    NoRealDescent { fall: f64, need: f64 },
+    NoRealDescent {
+        /// How far the smoothed loss fell, as a fraction of its start-plateau level.
+        fall: f64,
+        /// The least fraction that counts ([`MIN_FALL`]).
+        need: f64,
+    },
 }
 
 /// The smoothed loss must fall at least this fraction of its start-plateau level (the

@@ -153,14 +153,23 @@ pub enum StopReason {
     Completed,
     /// The smoothed loss passed `diverge` × the best smoothed loss.
     Diverged {
+        /// Index of the step that diverged (0-based).
         step: usize,
+        /// Its smoothed loss.
         smoothed: f64,
+        /// The best smoothed loss before it.
         best: f64,
     },
     /// A step returned NaN or ±inf.
-    NonFiniteLoss { step: usize },
+    NonFiniteLoss {
+        /// Index of that step (0-based).
+        step: usize,
+    },
     /// The observer asked to stop (Ctrl-C).
-    Interrupted { step: usize },
+    Interrupted {
+        /// Index of the last step taken (0-based).
+        step: usize,
+    },
 }
 
 impl StopReason {
@@ -254,7 +263,7 @@ pub fn run_sweep<M: TrainStep + ?Sized>(
     observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
 ) -> Result<Curve> {
     config.validate()?;
-    // The LRs are computed one at a time: no array the size of --num-steps up front.
+    // The LRs are computed one at a time: no array the size of num_steps up front.
     let n = config.num_steps;
     let reserve = n.min(4096);
     let mut ema = Ema::new(config.smooth);
@@ -438,7 +447,7 @@ mod tests {
         assert!(last > 30.0 && last < 40.0, "{last}");
         let r = curve.lrs[61] / curve.lrs[60];
         assert!((r - 10f64.powf(0.1)).abs() < 1e-9, "{r}");
-        // Never past three more decades, and not at all without --extend.
+        // Never past three more decades, and not at all without extend.
         let mut flat = |lr: f64| Ok::<_, Error>(1.0 / (1.0 + lr));
         let curve = run_sweep(&mut flat, &c, &mut |_| ControlFlow::Continue(())).unwrap();
         let last = *curve.lrs.last().unwrap();

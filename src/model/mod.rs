@@ -19,7 +19,10 @@ use crate::error::{Error, Result, Scope};
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelConfig {
     /// Fully connected, ReLU between layers.
-    Mlp { hidden: Vec<usize> },
+    Mlp {
+        /// Width of each hidden layer, input side first.
+        hidden: Vec<usize>,
+    },
     /// Multinomial logistic regression.
     Linear,
     /// conv3x3(32) → ReLU → pool2 → conv3x3(64) → ReLU → pool2 → fc(128) → ReLU → fc.
@@ -277,7 +280,7 @@ impl Model {
         device: &Device,
     ) -> Result<Self> {
         // Before any allocation: a zero width would make U(±1/√0) (a panic in rand), and
-        // `--hidden 100000,100000` would abort on a 40 GB allocation.
+        // `hidden = [100000, 100000]` would abort on a 40 GB allocation.
         config.check_size(shape, classes)?;
         let mut init = Init {
             rng: ChaCha8Rng::seed_from_u64(seed),

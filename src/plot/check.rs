@@ -15,17 +15,24 @@ use super::{format, PlotError};
 /// One seed's curve in the stability check.
 #[derive(Debug, Clone)]
 pub struct CheckCurve<'a> {
+    /// Legend entry, e.g. "seed 0".
     pub label: String,
+    /// The learning rates tried, one per step.
     pub lrs: &'a [f64],
+    /// The smoothed loss at each of `lrs`.
     pub smoothed: &'a [f64],
+    /// This seed's suggested LR, if it gave one.
     pub suggestion: Option<f64>,
 }
 
 /// Every seed's smoothed curve, its suggestion, and the baseline suggestion if any.
 #[derive(Debug, Clone)]
 pub struct CheckPlot<'a> {
+    /// One curve per seed.
     pub curves: Vec<CheckCurve<'a>>,
+    /// A reference LR to mark with a dashed line, if any.
     pub baseline: Option<f64>,
+    /// Figure title.
     pub title: String,
     /// What the y axis measures, e.g. "smoothed loss" or "smoothed validation loss".
     pub y_label: String,

@@ -50,7 +50,10 @@ pub use schedule::{schedule, schedule_svg, SchedulePlot};
 pub enum PlotError {
     /// The output path's extension names no format we can write.
     #[error("cannot plot to {}: unsupported file extension (allowed: .png, .svg)", path.display())]
-    UnsupportedFormat { path: PathBuf },
+    UnsupportedFormat {
+        /// The path asked for.
+        path: PathBuf,
+    },
     /// The embedded font could not be loaded (a broken build, not bad input).
     #[error("cannot load the plot font: {0}")]
     Font(String),

@@ -192,7 +192,7 @@ fn draw<DB: DrawingBackend>(
     };
     let a = plot.analysis;
     let chosen = a.suggestion.as_ref().filter(|s| usable(s));
-    // With --show-rules every rule that suggested something; otherwise the chosen one only.
+    // With show_rules every rule that suggested something; otherwise the chosen one only.
     let shown: Vec<&Suggestion> = if plot.show_rules {
         a.rules
             .iter()

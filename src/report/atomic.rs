@@ -28,7 +28,9 @@ pub const TMP_PREFIX: &str = ".lrfind-tmp-";
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
 pub struct WriteError {
+    /// The file that was being written.
     pub path: PathBuf,
+    /// The underlying I/O error.
     #[source]
     pub source: std::io::Error,
 }
@@ -121,7 +123,7 @@ pub fn output_identity(path: &Path) -> PathBuf {
     }
 }
 
-/// Fails when two of the named paths are the same file (`--report x.png --out x.png`):
+/// Fails when two of the named paths are the same file (a report and a plot both `x.png`):
 /// one output would silently replace the other. `paths` pairs a flag with its value.
 pub fn check_distinct(paths: &[(&str, &Path)]) -> crate::error::Result<()> {
     let ids: Vec<PathBuf> = paths.iter().map(|(_, p)| output_identity(p)).collect();

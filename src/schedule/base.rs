@@ -46,6 +46,7 @@ impl ParamGroups {
         self.lr.len()
     }
 
+    /// Whether there are no param groups.
     pub fn is_empty(&self) -> bool {
         self.lr.is_empty()
     }
@@ -117,11 +118,15 @@ pub trait LrScheduler: Send {
 /// The state PyTorch's `LRScheduler.__init__` sets up.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaseState {
+    /// Each group's `initial_lr`: the lr the schedule starts from.
     pub base_lrs: Vec<f64>,
+    /// PyTorch's `last_epoch`: -1 before construction, 0 after the initial step, +1 per step.
     pub last_epoch: i64,
+    /// PyTorch's `_step_count`: calls to `step()`, the initial one included.
     pub step_count: u64,
     /// True only inside `_initial_step` (PyTorch's `_is_initial`).
     pub is_initial: bool,
+    /// The lrs the last step set (`get_last_lr()`).
     pub last_lr: Vec<f64>,
 }
 
@@ -144,6 +149,7 @@ impl BaseState {
 
 /// The per-class part of a chainable scheduler: PyTorch's `get_lr` and `_get_closed_form_lr`.
 pub trait Rule: Send {
+    /// PyTorch's class name, for messages.
     fn name(&self) -> &'static str;
     /// `get_lr()`, reading `st.last_epoch` (already advanced) and the groups' current lrs.
     fn get_lr(

@@ -20,6 +20,7 @@ impl ChainedSchedulerConfig {
     /// It takes no keyword arguments, only child schedulers.
     pub const PARAMS: &'static [&'static str] = &[];
 
+    /// Chains `schedulers`: every step steps each of them, in order.
     pub fn new(schedulers: Vec<SchedulerConfig>) -> Self {
         Self { schedulers }
     }

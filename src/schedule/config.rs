@@ -31,17 +31,22 @@ pub const MAX_SPEC_DEPTH: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interval {
+    /// Once per optimizer step (batch).
     Step,
+    /// Once per epoch.
     Epoch,
 }
 
-/// The untyped JSON shape, as written in golden files and `--scheduler-file`.
+/// The untyped JSON shape, as written in golden files and scheduler files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// PyTorch's class name, e.g. `"StepLR"`.
     pub scheduler: String,
+    /// Keyword arguments, by PyTorch's names.
     #[serde(default)]
     pub params: Map<String, Value>,
+    /// The child schedulers of a composite (SequentialLR, ChainedScheduler), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<RawConfig>,
 }
@@ -55,7 +60,10 @@ macro_rules! configs {
         /// knows the param groups; names, types and structure when parsing.
         #[derive(Debug, Clone, PartialEq)]
         pub enum SchedulerConfig {
-            $($variant($cfg),)*
+            $(
+                #[doc = concat!("`torch.optim.lr_scheduler.", stringify!($variant), "`.")]
+                $variant($cfg),
+            )*
         }
 
         $(

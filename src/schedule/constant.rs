@@ -110,7 +110,9 @@ fn check_total_iters(name: &str, total_iters: i64) -> Result<(), ScheduleError> 
 /// `lr * factor` from epoch 0 until `total_iters`, then back to the full lr.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConstantRule {
+    /// The lr is multiplied by this until `total_iters`.
     pub factor: f64,
+    /// Epochs with the reduced lr.
     pub total_iters: i64,
 }
 
@@ -143,6 +145,8 @@ impl Rule for ConstantRule {
 pub type ConstantLR = Sched<ConstantRule>;
 
 impl Sched<ConstantRule> {
+    /// `ConstantLR(optimizer, factor, total_iters)`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         factor: f64,
@@ -160,8 +164,11 @@ impl Sched<ConstantRule> {
 /// Factor moving linearly from `start_factor` to `end_factor` over `total_iters` epochs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinearRule {
+    /// Factor at epoch 0.
     pub start_factor: f64,
+    /// Factor from `total_iters` on.
     pub end_factor: f64,
+    /// Epochs over which the factor moves.
     pub total_iters: i64,
 }
 
@@ -197,6 +204,8 @@ impl Rule for LinearRule {
 pub type LinearLR = Sched<LinearRule>;
 
 impl Sched<LinearRule> {
+    /// `LinearLR(optimizer, start_factor, end_factor, total_iters)`: validates, then runs the
+    /// initial step on `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         start_factor: f64,

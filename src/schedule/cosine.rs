@@ -44,9 +44,12 @@ impl CosineAnnealingLRConfig {
     }
 }
 
+/// Cosine annealing from each group's lr down to `eta_min` over `t_max` epochs, and back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CosineRule {
+    /// Half a cosine period, in epochs (PyTorch's `T_max`).
     pub t_max: i64,
+    /// The lowest lr.
     pub eta_min: f64,
 }
 
@@ -94,6 +97,8 @@ impl Rule for CosineRule {
 pub type CosineAnnealingLR = Sched<CosineRule>;
 
 impl Sched<CosineRule> {
+    /// `CosineAnnealingLR(optimizer, T_max, eta_min)`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(groups: &mut ParamGroups, t_max: i64, eta_min: f64) -> Result<Self, ScheduleError> {
         CosineAnnealingLRConfig {
             eta_min,

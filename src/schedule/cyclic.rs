@@ -36,7 +36,9 @@ impl Choice for CyclicMode {
 /// Whether a custom `scale_fn` receives the cycle number or the iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleMode {
+    /// The cycle number, from 1 (PyTorch's `'cycle'`).
     Cycle,
+    /// The iteration, `last_epoch` (PyTorch's `'iterations'`).
     Iterations,
 }
 
@@ -286,6 +288,8 @@ impl Rule for CyclicRule {
 pub type CyclicLR = Sched<CyclicRule>;
 
 impl Sched<CyclicRule> {
+    /// `CyclicLR(optimizer, ...)` from `config`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(groups: &mut ParamGroups, config: &CyclicLRConfig) -> Result<Self, ScheduleError> {
         config.init(groups)
     }

@@ -37,6 +37,7 @@ impl ExponentialLRConfig {
 /// Multiply by `gamma` every epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExponentialRule {
+    /// Multiplicative factor of learning rate decay.
     pub gamma: f64,
 }
 
@@ -61,6 +62,7 @@ impl Rule for ExponentialRule {
 pub type ExponentialLR = Sched<ExponentialRule>;
 
 impl Sched<ExponentialRule> {
+    /// `ExponentialLR(optimizer, gamma)`: validates, then runs the initial step on `groups`.
     pub fn new(groups: &mut ParamGroups, gamma: f64) -> Result<Self, ScheduleError> {
         ExponentialLRConfig::new(gamma).init(groups)
     }

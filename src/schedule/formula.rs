@@ -20,11 +20,14 @@ pub const MAX_FORMULA_DEPTH: usize = 64;
 /// A Python number.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Num {
+    /// A Python `int` (within 64 bits).
     Int(i64),
+    /// A Python `float`.
     Float(f64),
 }
 
 impl Num {
+    /// The value as a float, as Python's `float()` gives it.
     pub fn as_f64(self) -> f64 {
         match self {
             Num::Int(i) => i as f64,

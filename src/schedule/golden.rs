@@ -15,7 +15,9 @@ use super::error::ScheduleError;
 /// after each step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
+    /// The lr rows, one value per group.
     pub lr: Vec<Vec<f64>>,
+    /// The momentum rows, one value per group; `None` when the optimizer has no momentum.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<Vec<Vec<f64>>>,
 }
@@ -47,18 +49,23 @@ pub fn simulate(
 /// A whole golden file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoldenFile {
+    /// The PyTorch version that produced the expected values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_version: Option<String>,
+    /// The script that generated the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generated_by: Option<String>,
+    /// The cases, in file order.
     pub cases: Vec<GoldenCase>,
 }
 
 impl GoldenFile {
+    /// Parses a golden file's JSON text.
     pub fn from_json(text: &str) -> Result<Self, ScheduleError> {
         serde_json::from_str(text).map_err(|e| ScheduleError::Golden(e.to_string()))
     }
 
+    /// Reads and parses the golden file at `path`.
     pub fn load(path: &Path) -> Result<Self, ScheduleError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScheduleError::Golden(format!("cannot read {}: {e}", path.display())))?;
@@ -70,16 +77,24 @@ impl GoldenFile {
 /// One case: a scheduler config, an optimizer, a step count, and (optionally) expected values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoldenCase {
+    /// Unique name of the case.
     pub id: String,
+    /// PyTorch's class name.
     pub scheduler: String,
+    /// Keyword arguments, by PyTorch's names.
     #[serde(default)]
     pub params: Map<String, Value>,
+    /// The optimizer the schedule drives.
     pub optimizer: GoldenOptimizer,
+    /// Number of `step()` calls after construction.
     pub steps: usize,
+    /// The metric passed to each step (ReduceLROnPlateau), one per step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Vec<f64>>,
+    /// The child schedulers of a composite, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<RawConfig>,
+    /// What PyTorch computed, if recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<GoldenExpected>,
 }
@@ -87,10 +102,14 @@ pub struct GoldenCase {
 /// `{"kind": "SGD", "lrs": [...], "momentum": m}` or `{"kind": "Adam", "lrs": [...], "betas": [b1, b2]}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoldenOptimizer {
+    /// PyTorch's optimizer class name, e.g. "SGD" or "Adam".
     pub kind: String,
+    /// Initial lr of each param group.
     pub lrs: Vec<f64>,
+    /// SGD's momentum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
+    /// Adam's `(beta1, beta2)`; `beta1` plays the momentum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub betas: Option<Vec<f64>>,
 }
@@ -98,7 +117,9 @@ pub struct GoldenOptimizer {
 /// `expected.lr` / `expected.momentum`: `steps + 1` rows of one value per group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoldenExpected {
+    /// Expected lrs.
     pub lr: Vec<Vec<f64>>,
+    /// Expected momenta, if recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub momentum: Option<Vec<Vec<f64>>>,
 }
@@ -106,13 +127,17 @@ pub struct GoldenExpected {
 /// The first value of a case outside tolerance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mismatch {
+    /// The case's id.
     pub id: String,
     /// Row index: 0 after construction, k after the k-th step.
     pub step: usize,
+    /// Index of the param group.
     pub group: usize,
     /// "lr" or "momentum".
     pub what: &'static str,
+    /// The value computed here.
     pub actual: f64,
+    /// PyTorch's value.
     pub expected: f64,
 }
 

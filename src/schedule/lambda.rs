@@ -67,7 +67,9 @@ impl LrLambda {
 /// `lr_lambda`: one function for every param group, or one per group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LrLambdas {
+    /// The same function for every group.
     All(LrLambda),
+    /// One function per group, in group order.
     Each(Vec<LrLambda>),
 }
 
@@ -122,7 +124,12 @@ pub enum LambdaForm {
     /// `min(1.0, (e + 1) / w)`
     LinearWarmup(i64),
     /// `g ** (e // k)`
-    Step { every: i64, gamma: f64 },
+    Step {
+        /// Epochs between two multiplications (`k`).
+        every: i64,
+        /// The factor applied each time (`g`).
+        gamma: f64,
+    },
     /// `max(0.0, 1.0 - e / t)`
     LinearDecay(i64),
     /// `0.5 * (1.0 + cos(pi * min(e, t) / t))`
@@ -130,6 +137,7 @@ pub enum LambdaForm {
 }
 
 impl LambdaForm {
+    /// The factor at epoch `e`, computed as Python would.
     pub fn eval(self, e: i64) -> f64 {
         let ef = e as f64;
         match self {
@@ -259,6 +267,7 @@ fn expand(lambdas: Vec<LrLambda>, groups: &ParamGroups) -> Vec<LrLambda> {
 
 /// `get_lr`: `base_lr * lmbda(last_epoch)`.
 pub struct LambdaRule {
+    /// One function per param group.
     pub lambdas: Vec<LrLambda>,
 }
 
@@ -289,6 +298,7 @@ pub type LambdaLR = Sched<LambdaRule>;
 
 /// `get_lr`: `group["lr"] * lmbda(last_epoch)`, except in the initial step.
 pub struct MultiplicativeRule {
+    /// One function per param group.
     pub lambdas: Vec<LrLambda>,
 }
 
@@ -322,7 +332,9 @@ pub type MultiplicativeLR = Sched<MultiplicativeRule>;
 
 /// The two schedulers built from lambdas (LambdaLR, MultiplicativeLR) share their constructors.
 pub trait LambdaKind: Rule + Sized {
+    /// PyTorch's class name.
     const NAME: &'static str;
+    /// The rule applying `lambdas`, one per param group.
     fn from_lambdas(lambdas: Vec<LrLambda>) -> Self;
 }
 

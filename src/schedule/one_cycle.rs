@@ -15,7 +15,9 @@ const NAME: &str = "OneCycleLR";
 /// `anneal_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anneal {
+    /// Cosine annealing (PyTorch's `'cos'`).
     Cos,
+    /// Linear annealing (PyTorch's `'linear'`).
     Linear,
 }
 
@@ -313,6 +315,8 @@ impl Rule for OneCycleRule {
 pub type OneCycleLR = Sched<OneCycleRule>;
 
 impl Sched<OneCycleRule> {
+    /// `OneCycleLR(optimizer, ...)` from `config`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(groups: &mut ParamGroups, config: &OneCycleLRConfig) -> Result<Self, ScheduleError> {
         config.init(groups)
     }

@@ -1,6 +1,6 @@
 //! Reading a config's keyword arguments (a JSON object from the spec or a file) into typed
 //! fields, with one-line messages naming the scheduler, the parameter, the value and what is
-//! allowed; and [`scheduler_config!`], which declares a scheduler's config struct so that each
+//! allowed; and `scheduler_config!`, which declares a scheduler's config struct so that each
 //! parameter's name, type and default are written once.
 
 use serde_json::{Map, Value};
@@ -10,11 +10,13 @@ use super::error::ScheduleError;
 /// How one parameter is read from JSON and written back: the Rust type it becomes and what the
 /// error message says is allowed.
 pub trait Kind {
+    /// The Rust type the value becomes.
     type Out;
     /// What is allowed, for messages: "an integer", "a number", ...
     const WHAT: &'static str;
     /// Reads a non-null value; the error is the whole message after the scheduler's name.
     fn read(key: &str, v: &Value) -> Result<Self::Out, String>;
+    /// The value as JSON, as it would be read back.
     fn write(out: &Self::Out) -> Value;
 }
 
@@ -150,7 +152,9 @@ impl Kind for IntList {
 /// PyTorch's "float or list" arguments: one value for every param group, or one per group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PerGroup {
+    /// The same value for every group.
     All(f64),
+    /// One value per group, in group order.
     Each(Vec<f64>),
 }
 
@@ -222,7 +226,9 @@ impl<K: Kind> Kind for Opt<K> {
 
 /// A choice among PyTorch's string literals, as a Rust enum.
 pub trait Choice: Sized + Copy + PartialEq + 'static {
+    /// Every choice, with PyTorch's string for it.
     const ALL: &'static [(&'static str, Self)];
+    /// PyTorch's string for this choice.
     fn name(self) -> &'static str {
         Self::ALL
             .iter()

@@ -9,7 +9,9 @@ const NAME: &str = "ReduceLROnPlateau";
 /// `mode`: whether lower (`Min`) or higher (`Max`) metrics are better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlateauMode {
+    /// Lower is better (a loss).
     Min,
+    /// Higher is better (an accuracy).
     Max,
 }
 
@@ -20,7 +22,9 @@ impl Choice for PlateauMode {
 /// `threshold_mode`: compare against `best * (1 ± threshold)` or `best ± threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThresholdMode {
+    /// Relative: `best * (1 ± threshold)`.
     Rel,
+    /// Absolute: `best ± threshold`.
     Abs,
 }
 
@@ -119,6 +123,7 @@ pub struct ReduceLROnPlateau {
 }
 
 impl ReduceLROnPlateau {
+    /// `ReduceLROnPlateau(optimizer, ...)` from `config`: validates, then attaches to `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         config: &ReduceLROnPlateauConfig,

@@ -55,7 +55,9 @@ impl PolynomialLRConfig {
 /// Decay to zero over `total_iters` as `(1 - t/T)^power`, applied step by step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolynomialRule {
+    /// Epochs until the lr reaches 0.
     pub total_iters: i64,
+    /// The polynomial's power.
     pub power: f64,
 }
 
@@ -88,6 +90,8 @@ impl Rule for PolynomialRule {
 pub type PolynomialLR = Sched<PolynomialRule>;
 
 impl Sched<PolynomialRule> {
+    /// `PolynomialLR(optimizer, total_iters, power)`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         total_iters: i64,

@@ -27,6 +27,7 @@ impl SequentialLRConfig {
     /// Its keyword arguments besides the child schedulers.
     pub const PARAMS: &'static [&'static str] = &["milestones", "last_epoch"];
 
+    /// Runs `schedulers[i]` until `milestones[i]`, then the next one; `last_epoch` is -1.
     pub fn new(schedulers: Vec<SchedulerConfig>, milestones: Vec<i64>) -> Self {
         Self {
             schedulers,

@@ -106,7 +106,9 @@ fn check_gamma(name: &str, gamma: f64) -> Result<(), ScheduleError> {
 /// Multiply by `gamma` every `step_size` epochs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRule {
+    /// Epochs between two decays.
     pub step_size: i64,
+    /// Multiplicative factor of learning rate decay.
     pub gamma: f64,
 }
 
@@ -135,6 +137,8 @@ impl Rule for StepRule {
 pub type StepLR = Sched<StepRule>;
 
 impl Sched<StepRule> {
+    /// `StepLR(optimizer, step_size, gamma)`: validates, then runs the initial step on
+    /// `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         step_size: i64,
@@ -153,6 +157,7 @@ impl Sched<StepRule> {
 pub struct MultiStepRule {
     /// `Counter(milestones)`.
     pub milestones: BTreeMap<i64, u32>,
+    /// Multiplicative factor of learning rate decay.
     pub gamma: f64,
 }
 

@@ -72,6 +72,8 @@ pub struct CosineAnnealingWarmRestarts {
 }
 
 impl CosineAnnealingWarmRestarts {
+    /// `CosineAnnealingWarmRestarts(optimizer, T_0, T_mult, eta_min)`: validates, then runs the
+    /// initial step on `groups`.
     pub fn new(
         groups: &mut ParamGroups,
         t_0: i64,

@@ -26,27 +26,42 @@ pub use run_dir::RunDir;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LrSource {
+    /// Set by hand.
     Given,
-    Suggested { report: String, rule: String },
+    /// Read off a range-test report.
+    Suggested {
+        /// The report's path.
+        report: String,
+        /// The suggestion rule whose LR was taken.
+        rule: String,
+    },
 }
 
 /// Everything that defines a training run (saved as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Data, model, optimizer and batch size.
     pub setup: Setup,
+    /// The device, as [`DeviceSpec`] parses it (`"cpu"`, `"cuda:0"`, ...).
     pub device: String,
+    /// The learning rate the optimizer starts at (a scheduler's base LR).
     pub lr: f64,
+    /// Where `lr` came from.
     pub lr_source: LrSource,
+    /// Total number of epochs.
     pub epochs: usize,
+    /// The LR schedule, if any.
     pub scheduler: Option<SchedulerConfig>,
     /// When the scheduler steps; `None` is the scheduler's PyTorch convention.
     pub schedule_every: Option<Interval>,
     /// Stop after this many epochs without a lower validation loss.
     pub patience: Option<usize>,
+    /// Batch size of the validation pass (it does not affect training).
     pub eval_batch_size: usize,
 }
 
 impl TrainConfig {
+    /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::setting(
@@ -96,7 +111,7 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// A fingerprint of everything that defines the run except its length (`--epochs` may
+    /// A fingerprint of everything that defines the run except its length (`epochs` may
     /// grow on resume), stored in the checkpoint and state.json so a resume can tell that
     /// config, checkpoint and state come from one run. FNV-1a 64 over the JSON text.
     pub fn digest(&self) -> String {
@@ -147,14 +162,19 @@ impl TrainConfig {
 pub struct EpochMetrics {
     /// 1-based.
     pub epoch: usize,
+    /// Mean training loss over the epoch's batches (weighted by batch size).
     pub train_loss: f64,
+    /// Mean loss on the held-out split.
     pub val_loss: f64,
+    /// Fraction of the held-out split classified correctly, in [0, 1].
     pub val_accuracy: f64,
     /// LR at the epoch's first and last optimizer step.
     pub lr: f64,
+    /// LR at the epoch's last optimizer step.
     pub lr_end: f64,
     /// SGD momentum / Adam beta1 at the epoch's end.
     pub momentum: f64,
+    /// Wall-clock time of the epoch, validation included, in seconds.
     pub seconds: f64,
     /// The LR of every optimizer step of the epoch, when the scheduler steps per batch (a
     /// OneCycleLR peak falls between epoch boundaries); empty when the LR held all epoch.
@@ -165,14 +185,20 @@ pub struct EpochMetrics {
 /// What a run has done so far; with the checkpoint, enough to resume exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
+    /// Epochs completed.
     pub epochs_done: usize,
+    /// The optimizer's step count.
     pub optimizer_step: u64,
     /// Metrics given to the scheduler at each of its steps (None for non-metric steps), so a
     /// resumed run can replay the scheduler to exactly the state it had.
     pub scheduler_steps: Vec<Option<f64>>,
+    /// Lowest validation loss so far.
     pub best_val_loss: Option<f64>,
+    /// The epoch (1-based) that reached it.
     pub best_epoch: Option<usize>,
+    /// Epochs since the validation loss last improved (for `patience`).
     pub epochs_without_improvement: usize,
+    /// Every finished epoch's metrics, in order.
     pub history: Vec<EpochMetrics>,
     /// [`TrainConfig::digest`] of the run this state belongs to (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,13 +243,18 @@ impl TrainState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Every epoch was trained.
     Completed,
+    /// `patience` epochs passed without a lower validation loss.
     EarlyStopped,
+    /// The observer asked to stop during an epoch.
     Interrupted,
 }
 
 /// Sees the run as it goes: batches (for progress; may interrupt) and finished epochs.
 pub trait Observer {
+    /// Called after each optimizer step with the epoch and batch (both 0-based), the number of
+    /// batches per epoch, and the batch's loss; `Break` stops the run.
     fn batch(
         &mut self,
         _epoch: usize,
@@ -241,9 +272,13 @@ pub trait Observer {
 
 impl Observer for () {}
 
+/// A training run: its config, model, optimizer and data, progress, and LR scheduler.
 pub struct Run {
+    /// What defines the run.
     pub config: TrainConfig,
+    /// The model, its optimizer and its data.
     pub learner: Learner,
+    /// Progress so far.
     pub state: TrainState,
     scheduler: Option<Box<dyn LrScheduler>>,
     groups: ParamGroups,
@@ -387,6 +422,7 @@ impl Run {
         self.scheduler.as_deref().map(|s| s.name())
     }
 
+    /// Optimizer steps per epoch.
     pub fn batches_per_epoch(&self) -> usize {
         self.batches
     }

@@ -13,17 +13,28 @@ use crate::error::{Error, Result, Scope};
 use crate::plot::PlotFormat;
 use crate::report::atomic::{check_writable, remove_stale_temps, write_atomic, TMP_PREFIX};
 
+/// The run's [`TrainConfig`], as JSON.
 pub const CONFIG: &str = "config.json";
+/// The run's [`TrainState`], as JSON.
 pub const STATE: &str = "state.json";
+/// Weights, optimizer state and run state of the last finished epoch, for resuming.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The model weights after the last finished epoch.
 pub const FINAL: &str = "final.safetensors";
+/// The model weights of the epoch with the lowest validation loss.
 pub const BEST: &str = "best.safetensors";
+/// One [`EpochMetrics`] JSON object per line.
 pub const METRICS_JSONL: &str = "metrics.jsonl";
+/// The same metrics as CSV (without the per-step LRs).
 pub const METRICS_CSV: &str = "metrics.csv";
 
+/// A training run's output directory, locked while this value (or a clone) lives; as an
+/// [`Observer`] it writes every file at each epoch's end.
 #[derive(Debug, Clone)]
 pub struct RunDir {
+    /// The directory.
     pub path: PathBuf,
+    /// Format of the curves figure.
     pub plot_format: PlotFormat,
     /// The directory, open and exclusively locked for as long as any clone lives: a second
     /// `lrfind train` on the same directory is refused instead of mixing its files in.
@@ -263,10 +274,12 @@ impl RunDir {
         ))
     }
 
+    /// The path of file `name` inside the directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
+    /// The path of the training-curves figure (`curves.png` or `curves.svg`).
     pub fn curves_path(&self) -> PathBuf {
         self.file(match self.plot_format {
             PlotFormat::Png => "curves.png",
@@ -274,6 +287,7 @@ impl RunDir {
         })
     }
 
+    /// Writes `config` to [`CONFIG`], atomically.
     pub fn write_config(&self, config: &TrainConfig) -> Result<()> {
         write_json(&self.file(CONFIG), config)
     }
