@@ -35,7 +35,7 @@ fn problem(seed: u64) -> candle_core::Result<(VarMap, Linear, Linear, Tensor, Te
             .map(|k| {
                 let h = (seed + 1)
                     .wrapping_mul(6364136223846793005)
-                    .wrapping_add((i * 1000 + k) as u64 * 1442695040888963407);
+                    .wrapping_add(((i * 1000 + k) as u64).wrapping_mul(1442695040888963407));
                 ((h >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
                     * if name.ends_with("weight") { 1.5 } else { 0.2 }
             })
