@@ -210,14 +210,12 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         eval_batch_size: args.eval_batch_size,
     };
     config.validate()?;
-    // Build the scheduler once on scratch groups so a bad parameter fails before any data loads,
-    // and run it over the planned epochs (a lower bound on its steps: at least one per epoch)
-    // so a negative or non-finite LR fails now too; Run::new checks the exact plan.
+    // Run the scheduler (built on scratch groups) over the planned epochs, a lower bound on its
+    // steps, so a bad parameter or a negative or non-finite LR fails before any data loads;
+    // Run::new checks the exact plan.
     if let Some(s) = &config.scheduler {
         let mut s = s.clone();
         s.fill_total_steps(1_000_000);
-        let mut groups = config.param_groups();
-        s.build(&mut groups)?;
         lrfind::schedule::check_schedule(&s, &config.param_groups(), config.epochs, None)?;
     }
     Ok(config)

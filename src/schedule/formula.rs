@@ -10,6 +10,7 @@
 //! `^` is accepted as a power too (the documented `0.1^floor(epoch/30)`). An optional
 //! `lambda NAME:` prefix names the variable. Ints beyond 64 bits continue as floats.
 
+use super::cursor::Cursor;
 use std::fmt;
 
 /// Longest formula accepted, in characters.
@@ -171,8 +172,7 @@ impl Formula {
             ));
         }
         let mut p = Parser {
-            chars: source.chars().collect(),
-            pos: 0,
+            cur: Cursor::new(source),
             var: var.to_string(),
             code: Vec::new(),
             depth: 0,
@@ -180,7 +180,7 @@ impl Formula {
         p.lambda_prefix()?;
         p.expr()?;
         p.skip_ws();
-        if p.pos < p.chars.len() {
+        if p.cur.pos < p.cur.chars.len() {
             return Err(p.error("unexpected text"));
         }
         Ok(Self {
@@ -487,8 +487,7 @@ fn arity(f: Func) -> (usize, usize) {
 }
 
 struct Parser {
-    chars: Vec<char>,
-    pos: usize,
+    cur: Cursor,
     var: String,
     code: Vec<Instr>,
     depth: usize,
@@ -496,26 +495,24 @@ struct Parser {
 
 impl Parser {
     fn error(&self, what: &str) -> String {
-        let src: String = self.chars.iter().collect();
-        let found = match self.chars.get(self.pos) {
+        let src: String = self.cur.chars.iter().collect();
+        let found = match self.cur.chars.get(self.cur.pos) {
             None => "the end".to_string(),
             Some(c) => format!("'{c}'"),
         };
         format!(
             "cannot parse formula '{src}' at character {}: {what} at {found}; {}",
-            self.pos,
+            self.cur.pos,
             allowed(&self.var)
         )
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.cur.peek()
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
-        }
+        self.cur.skip_ws()
     }
 
     /// Consumes `s` (after whitespace) if it comes next.
@@ -523,11 +520,12 @@ impl Parser {
         self.skip_ws();
         let n = s.chars().count();
         let matches = self
+            .cur
             .chars
-            .get(self.pos..self.pos + n)
+            .get(self.cur.pos..self.cur.pos + n)
             .is_some_and(|w| w.iter().copied().eq(s.chars()));
         if matches {
-            self.pos += n;
+            self.cur.pos += n;
         }
         matches
     }
@@ -543,28 +541,15 @@ impl Parser {
     }
 
     fn ident(&mut self) -> Option<String> {
-        self.skip_ws();
-        let start = self.pos;
-        if !self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        {
-            return None;
-        }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            self.pos += 1;
-        }
-        Some(self.chars[start..self.pos].iter().collect())
+        self.cur.skip_ws();
+        self.cur.ident()
     }
 
     /// `lambda NAME:` names the variable, as in a pasted Python lambda.
     fn lambda_prefix(&mut self) -> Result<(), String> {
-        let start = self.pos;
+        let start = self.cur.pos;
         if self.ident().as_deref() != Some("lambda") {
-            self.pos = start;
+            self.cur.pos = start;
             return Ok(());
         }
         let Some(name) = self.ident() else {
@@ -598,7 +583,7 @@ impl Parser {
             self.skip_ws();
             // `**` is a power, not two multiplications; `//` before `/`.
             let op = if self.eat("**") {
-                self.pos -= 2;
+                self.cur.pos -= 2;
                 return Ok(());
             } else if self.eat("*") {
                 Op::Mul
@@ -648,7 +633,7 @@ impl Parser {
         self.skip_ws();
         match self.peek() {
             Some('(') => {
-                self.pos += 1;
+                self.cur.pos += 1;
                 self.enter()?;
                 self.expr()?;
                 if !self.eat(")") {
@@ -664,33 +649,33 @@ impl Parser {
     }
 
     fn number(&mut self) -> Result<(), String> {
-        let start = self.pos;
+        let start = self.cur.pos;
         let digits = |p: &mut Self| {
             while p.peek().is_some_and(|c| c.is_ascii_digit() || c == '_') {
-                p.pos += 1;
+                p.cur.pos += 1;
             }
         };
         digits(self);
         let mut float = false;
         if self.peek() == Some('.') {
             float = true;
-            self.pos += 1;
+            self.cur.pos += 1;
             digits(self);
         }
         if matches!(self.peek(), Some('e' | 'E')) {
             float = true;
-            self.pos += 1;
+            self.cur.pos += 1;
             if matches!(self.peek(), Some('+' | '-')) {
-                self.pos += 1;
+                self.cur.pos += 1;
             }
             digits(self);
         }
-        let text: String = self.chars[start..self.pos]
+        let text: String = self.cur.chars[start..self.cur.pos]
             .iter()
             .filter(|c| **c != '_')
             .collect();
         let bad = |p: &mut Self| {
-            p.pos = start;
+            p.cur.pos = start;
             p.error(&format!("'{text}' is not a number"))
         };
         if float {
@@ -718,7 +703,7 @@ impl Parser {
     }
 
     fn name(&mut self) -> Result<(), String> {
-        let start = self.pos;
+        let start = self.cur.pos;
         let mut name = self.ident().unwrap_or_default();
         if name == "math" && (self.eat("::") || self.eat(".")) {
             name = self.ident().unwrap_or_default();
@@ -732,7 +717,7 @@ impl Parser {
             return Ok(());
         }
         let Some(f) = lookup(&name) else {
-            self.pos = start;
+            self.cur.pos = start;
             return Err(self.error(&format!("unknown name '{name}'")));
         };
         if !self.eat("(") {
@@ -756,7 +741,7 @@ impl Parser {
         self.depth -= 1;
         let (lo, hi) = arity(f);
         if n < lo || n > hi {
-            self.pos = start;
+            self.cur.pos = start;
             let takes = match (lo, hi) {
                 (lo, hi) if lo == hi => format!("{lo}"),
                 (lo, usize::MAX) => format!("at least {lo}"),

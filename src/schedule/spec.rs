@@ -4,6 +4,7 @@
 //! [`super::SchedulerConfig::from_raw`]), and its writer. Depth and length are limited so a
 //! hostile spec fails with a message instead of overflowing the stack.
 
+use super::cursor::Cursor;
 use std::fmt;
 
 use serde_json::{Number, Value};
@@ -30,7 +31,7 @@ pub fn parse(spec: &str) -> Result<RawConfig, ScheduleError> {
     p.skip_ws();
     let cfg = p.spec()?;
     p.skip_ws();
-    if p.pos < p.chars.len() {
+    if p.cur.pos < p.cur.chars.len() {
         return Err(p.error("unexpected text after the scheduler"));
     }
     Ok(cfg)
@@ -86,8 +87,7 @@ fn write_value(f: &mut fmt::Formatter<'_>, v: &Value) -> fmt::Result {
 
 /// Recursive-descent parser for the compact form.
 struct Parser {
-    chars: Vec<char>,
-    pos: usize,
+    cur: Cursor,
     /// Schedulers and lists currently open.
     depth: usize,
 }
@@ -102,19 +102,18 @@ enum Parsed {
 impl Parser {
     fn new(s: &str) -> Self {
         Self {
-            chars: s.chars().collect(),
-            pos: 0,
+            cur: Cursor::new(s),
             depth: 0,
         }
     }
 
     fn error(&self, message: &str) -> ScheduleError {
-        let near: String = self.chars[self.pos.min(self.chars.len())..]
+        let near: String = self.cur.chars[self.cur.pos.min(self.cur.chars.len())..]
             .iter()
             .take(24)
             .collect();
         ScheduleError::Parse {
-            position: self.pos,
+            position: self.cur.pos,
             message: message.to_string(),
             near: if near.is_empty() {
                 "end of input".to_string()
@@ -125,30 +124,15 @@ impl Parser {
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.cur.peek()
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
-        }
+        self.cur.skip_ws()
     }
 
     fn ident(&mut self) -> Option<String> {
-        let start = self.pos;
-        if !self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        {
-            return None;
-        }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            self.pos += 1;
-        }
-        Some(self.chars[start..self.pos].iter().collect())
+        self.cur.ident()
     }
 
     /// Counts one more open scheduler or list; refuses to go deeper than the limit.
@@ -173,12 +157,12 @@ impl Parser {
     }
 
     fn spec_inner(&mut self) -> Result<RawConfig, ScheduleError> {
-        let start = self.pos;
+        let start = self.cur.pos;
         let name = self
             .ident()
             .ok_or_else(|| self.error("expected a scheduler name"))?;
         let name = canonical_name(&name).map_err(|e| {
-            self.pos = start;
+            self.cur.pos = start;
             self.error(&e.to_string())
         })?;
         let mut cfg = RawConfig {
@@ -190,47 +174,47 @@ impl Parser {
         if self.peek() != Some('(') {
             return Ok(cfg);
         }
-        self.pos += 1;
+        self.cur.pos += 1;
         loop {
             self.skip_ws();
             if self.peek() == Some(')') {
-                self.pos += 1;
+                self.cur.pos += 1;
                 break;
             }
-            let arg_start = self.pos;
+            let arg_start = self.cur.pos;
             let Some(id) = self.ident() else {
                 return Err(self.error("expected name=value or a child scheduler"));
             };
             self.skip_ws();
             if self.peek() == Some('=') {
-                self.pos += 1;
+                self.cur.pos += 1;
                 self.skip_ws();
-                let value_start = self.pos;
+                let value_start = self.cur.pos;
                 match self.value()? {
                     Parsed::Data(v) => {
                         if cfg.params.insert(id.clone(), v).is_some() {
-                            self.pos = arg_start;
+                            self.cur.pos = arg_start;
                             return Err(self.error(&format!("parameter {id} is given twice")));
                         }
                     }
                     Parsed::Specs(specs) if id == "schedulers" => cfg.children.extend(specs),
                     Parsed::Spec(_) | Parsed::Specs(_) => {
-                        self.pos = value_start;
+                        self.cur.pos = value_start;
                         return Err(self.error(&format!(
                             "only schedulers=[...] may hold schedulers, not {id}"
                         )));
                     }
                 }
             } else {
-                self.pos = arg_start;
+                self.cur.pos = arg_start;
                 let child = self.spec()?;
                 cfg.children.push(child);
             }
             self.skip_ws();
             match self.peek() {
-                Some(',') => self.pos += 1,
+                Some(',') => self.cur.pos += 1,
                 Some(')') => {
-                    self.pos += 1;
+                    self.cur.pos += 1;
                     break;
                 }
                 _ => return Err(self.error("expected ',' or ')'")),
@@ -249,13 +233,13 @@ impl Parser {
                 self.number().map(Parsed::Data)
             }
             Some(_) => {
-                let start = self.pos;
+                let start = self.cur.pos;
                 let Some(id) = self.ident() else {
                     return Err(self.error("expected a value"));
                 };
                 self.skip_ws();
                 if self.peek() == Some('(') {
-                    self.pos = start;
+                    self.cur.pos = start;
                     return self.spec().map(Parsed::Spec);
                 }
                 Ok(Parsed::Data(match id.as_str() {
@@ -274,13 +258,13 @@ impl Parser {
     }
 
     fn list_inner(&mut self) -> Result<Parsed, ScheduleError> {
-        self.pos += 1; // '['
+        self.cur.pos += 1; // '['
         let mut data = Vec::new();
         let mut specs = Vec::new();
         loop {
             self.skip_ws();
             if self.peek() == Some(']') {
-                self.pos += 1;
+                self.cur.pos += 1;
                 break;
             }
             match self.value()? {
@@ -293,9 +277,9 @@ impl Parser {
             }
             self.skip_ws();
             match self.peek() {
-                Some(',') => self.pos += 1,
+                Some(',') => self.cur.pos += 1,
                 Some(']') => {
-                    self.pos += 1;
+                    self.cur.pos += 1;
                     break;
                 }
                 _ => return Err(self.error("expected ',' or ']'")),
@@ -309,55 +293,55 @@ impl Parser {
     }
 
     fn string(&mut self) -> Result<String, ScheduleError> {
-        let start = self.pos;
+        let start = self.cur.pos;
         let quote = self.peek().unwrap_or('\'');
-        self.pos += 1;
+        self.cur.pos += 1;
         let mut out = String::new();
         loop {
             match self.peek() {
                 None => {
-                    self.pos = start;
+                    self.cur.pos = start;
                     return Err(self.error("unterminated string"));
                 }
                 Some('\\') => {
-                    self.pos += 1;
+                    self.cur.pos += 1;
                     if let Some(c) = self.peek() {
                         out.push(c);
-                        self.pos += 1;
+                        self.cur.pos += 1;
                     }
                 }
                 Some(c) if c == quote => {
-                    self.pos += 1;
+                    self.cur.pos += 1;
                     return Ok(out);
                 }
                 Some(c) => {
                     out.push(c);
-                    self.pos += 1;
+                    self.cur.pos += 1;
                 }
             }
         }
     }
 
     fn number(&mut self) -> Result<Value, ScheduleError> {
-        let start = self.pos;
+        let start = self.cur.pos;
         while self
             .peek()
             .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
         {
             // A sign only starts the number or follows an exponent marker.
             if matches!(self.peek(), Some('-' | '+'))
-                && self.pos > start
-                && !matches!(self.chars[self.pos - 1], 'e' | 'E')
+                && self.cur.pos > start
+                && !matches!(self.cur.chars[self.cur.pos - 1], 'e' | 'E')
             {
                 break;
             }
-            self.pos += 1;
+            self.cur.pos += 1;
         }
-        let text: String = self.chars[start..self.pos].iter().collect();
+        let text: String = self.cur.chars[start..self.cur.pos].iter().collect();
         let text = text.replace('_', "");
         let is_float = text.contains(['.', 'e', 'E']);
         let bad = |p: &mut Self| {
-            p.pos = start;
+            p.cur.pos = start;
             p.error(&format!("'{text}' is not a number"))
         };
         if !is_float {
@@ -374,12 +358,12 @@ impl Parser {
     }
 
     fn json_object(&mut self) -> Result<Parsed, ScheduleError> {
-        let rest: String = self.chars[self.pos..].iter().collect();
+        let rest: String = self.cur.chars[self.cur.pos..].iter().collect();
         let mut stream = serde_json::Deserializer::from_str(&rest).into_iter::<Value>();
         match stream.next() {
             Some(Ok(v)) => {
                 let consumed = rest[..stream.byte_offset()].chars().count();
-                self.pos += consumed;
+                self.cur.pos += consumed;
                 Ok(Parsed::Data(v))
             }
             Some(Err(e)) => Err(self.error(&format!("invalid JSON object: {e}"))),
