@@ -221,15 +221,7 @@ mod tests {
         let mut vars: Vec<_> = varmap.data().lock().unwrap().clone().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         vars.iter()
-            .map(|(_, v)| {
-                v.flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect()
-            })
+            .map(|(_, v)| crate::testutil::bits(v.as_tensor()))
             .collect()
     }
 

@@ -392,15 +392,7 @@ mod tests {
         l.model
             .vars()
             .iter()
-            .map(|v| {
-                v.flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect()
-            })
+            .map(|v| crate::testutil::bits(v.as_tensor()))
             .collect()
     }
 

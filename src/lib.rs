@@ -73,3 +73,18 @@ pub use finder::{
 pub use optim::{Adam, AdamW, Momentum, ParamsAdam, ParamsAdamW, ParamsSgd, Sgd};
 pub use report::{Description, RangeTestReport};
 pub use schedule::{SchedulerConfig, SchedulerDriver};
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use candle_core::Tensor;
+
+    /// The bits of every value of `t`: equality means bit-for-bit equal weights.
+    pub fn bits(t: &Tensor) -> Vec<u32> {
+        let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        v.expect("an f32 tensor")
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    }
+}
