@@ -8,6 +8,7 @@ pub mod embedded;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
+pub mod samples;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, Scope};
 
 pub use batches::{Batch, DeviceData};
+pub use samples::{Inputs, Loaded, Samples, Targets, Task};
 
 /// Which dataset to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

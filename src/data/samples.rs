@@ -1,0 +1,121 @@
+//! Data of any kind, as loaders hand it over: inputs (bytes or floats) and targets (classes or
+//! values), before it is split and moved to a device.
+
+use serde::{Deserialize, Serialize};
+
+/// The inputs of a set of samples, sample after sample, each of the dataset's input shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inputs {
+    /// Image bytes; a batch turns them into f32 in [0, 1] (÷ 255) only when it is drawn.
+    Pixels(Vec<u8>),
+    /// Feature values, used as they are (after standardisation, where that applies).
+    Values(Vec<f32>),
+}
+
+impl Inputs {
+    /// Number of scalars (samples × values per sample).
+    pub fn len(&self) -> usize {
+        match self {
+            Inputs::Pixels(v) => v.len(),
+            Inputs::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The targets of a set of samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One class index per sample, into [`Task::Classify`]'s class list.
+    Classes(Vec<u32>),
+    /// `columns` values per sample (regression), sample after sample.
+    Values {
+        /// The values, row-major.
+        values: Vec<f32>,
+        /// Values per sample (at least 1).
+        columns: usize,
+    },
+}
+
+impl Targets {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes(c) => c.len(),
+            Targets::Values { values, columns } => values.len() / (*columns).max(1),
+        }
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A set of samples: `y.len()` inputs back to back in `x`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    /// Inputs.
+    pub x: Inputs,
+    /// Targets, one entry (or row) per sample.
+    pub y: Targets,
+}
+
+impl Samples {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+}
+
+/// What is learnt: classes (by name, in a stable order) or regression targets (by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Classification; class `i` is `classes[i]`.
+    Classify {
+        /// Class names, index order.
+        classes: Vec<String>,
+    },
+    /// Regression on one or more target columns.
+    Regress {
+        /// Target names, column order.
+        targets: Vec<String>,
+    },
+}
+
+impl Task {
+    /// Outputs a model needs: one per class (one logit for binary cross-entropy is the
+    /// loss's business), one per target column.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Task::Classify { classes } => classes.len(),
+            Task::Regress { targets } => targets.len(),
+        }
+    }
+}
+
+/// What a file loader returns, before the validation split is carved off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The shape of one sample's input: `[channels, height, width]` for images, `[features]`
+    /// for rows.
+    pub input: Vec<usize>,
+    /// Classification or regression, with names.
+    pub task: Task,
+    /// The training samples (the validation split is carved from these later).
+    pub train: Samples,
+    /// A test split the files themselves provide (`x_test`/`y_test`, `DIR/test`), if any.
+    pub test: Option<Samples>,
+    /// Where it came from (an absolute path).
+    pub origin: String,
+}
