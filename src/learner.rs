@@ -6,7 +6,7 @@ use candle_nn::Optimizer;
 use rayon::prelude::*;
 
 use crate::data::batches::BatchOrder;
-use crate::data::{Batch, DeviceData};
+use crate::data::{Batch, DeviceData, DeviceSplit};
 use crate::error::{Error, Result, Scope};
 use crate::finder::{Checkpoint, TrainStep};
 use crate::model::Model;
@@ -18,9 +18,11 @@ use crate::optim::AnyOptimizer;
 pub enum StepLoss {
     /// The loss of the training batch the step used (Smith's original, cheapest).
     TrainBatch,
-    /// The loss on a fixed held-out subset after the step (less noisy, one forward more).
+    /// The loss on a fixed subset of the validation split after the step (less noisy, one
+    /// forward more).
     Validation {
-        /// How many held-out images to score on (at most the held-out split's size).
+        /// How many validation samples to score on (at most the split's size), spread evenly
+        /// over it.
         samples: usize,
     },
 }
@@ -107,22 +109,25 @@ impl Learner {
                 Scope::Batching,
                 "batch_size",
                 batch_size,
-                format!("larger than the {n} training images"),
+                format!("larger than the {n} training samples"),
             ));
         }
         let val = match step_loss {
             StepLoss::TrainBatch => None,
             StepLoss::Validation { samples } => {
-                let k = samples.min(data.test_len());
+                let n = data.val_len();
+                let k = samples.min(n);
                 if k == 0 {
                     return Err(Error::setting(
                         Scope::Batching,
                         "step_loss",
                         "validation",
-                        "the held-out split is empty",
+                        "the validation split is empty (val_split is 0)",
                     ));
                 }
-                Some(data.test_range(0, k)?)
+                // Spread over the split: a file sorted by class gives a prefix of one class.
+                let idx: Vec<u32> = (0..k).map(|i| (i * n / k) as u32).collect();
+                Some(data.val.gather(&idx)?)
             }
         };
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -205,14 +210,36 @@ impl Learner {
         Ok(loss)
     }
 
-    /// Mean loss and accuracy over a split's first `n` test images, in batches.
+    /// Mean loss and accuracy over the validation split's first `n` samples, in batches of
+    /// `batch`.
     pub fn evaluate(&self, n: usize, batch: usize) -> Result<(f64, f64)> {
-        let n = n.min(self.data.test_len());
+        self.evaluate_split(&self.data.val, n, batch)
+    }
+
+    /// Mean loss and accuracy over the whole test split, in batches of `batch` (None without
+    /// a test split). Only reported: nothing is chosen on it.
+    pub fn evaluate_test(&self, batch: usize) -> Result<Option<(f64, f64)>> {
+        self.data
+            .test
+            .as_ref()
+            .map(|t| self.evaluate_split(t, t.len(), batch))
+            .transpose()
+    }
+
+    /// Mean loss and accuracy over the first `n` samples of `split`, in batches of `batch`.
+    pub fn evaluate_split(
+        &self,
+        split: &DeviceSplit,
+        n: usize,
+        batch: usize,
+    ) -> Result<(f64, f64)> {
+        let n = n.min(split.len());
+        let batch = batch.max(1);
         let (mut loss_sum, mut correct) = (0.0f64, 0u64);
         let mut start = 0;
         while start < n {
             let len = batch.min(n - start);
-            let b = self.data.test_range(start, len)?;
+            let b = split.range(start, len)?;
             let (l, c) = self.score(&b)?;
             loss_sum += l * len as f64;
             correct += c;
@@ -262,7 +289,7 @@ fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
 
 /// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes.
 fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
-    let rows = b.y.dims1()?;
+    let rows = b.len();
     let n = n.min(rows / 16).max(1);
     if n == 1 || !b.x.device().is_cpu() {
         return Ok(vec![(b.clone(), rows)]);
@@ -355,7 +382,7 @@ impl Checkpoint for Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{self, DataSource};
+    use crate::data::{self, DataConfig, DataSource, ImageShape};
     use crate::finder::{find_lr, SweepConfig};
     use crate::model::ModelConfig;
     use crate::optim::OptimizerConfig;
@@ -365,11 +392,11 @@ mod tests {
     fn learner(opt: &str) -> Learner {
         let dev = Device::Cpu;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-        let ds = data::load(DataSource::Mnist, Some(&dir)).unwrap();
+        let ds = data::load(&DataConfig::builtin(DataSource::Mnist, Some(dir))).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
         let model = Model::new(
             &ModelConfig::Mlp { hidden: vec![32] },
-            data.shape,
+            ImageShape::of_input(data.input()).unwrap(),
             10,
             1,
             &dev,

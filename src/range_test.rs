@@ -2,14 +2,13 @@
 //! (For your own model, call [`crate::finder::find_lr`] with a [`crate::finder::TrainStep`].)
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DataSource, Dataset, DeviceData};
+use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData, ImageShape};
 use crate::device::{describe, DeviceSpec};
-use crate::error::Result;
+use crate::error::{Error, Result, Scope};
 use crate::finder::{self, Rule, StepEvent, SweepConfig};
 use crate::learner::{Learner, StepLoss};
 use crate::model::{Model, ModelConfig};
@@ -19,10 +18,8 @@ use crate::report::{RangeTestReport, RunSettings, Timings};
 /// Data, model and optimizer: what a range test and a training run share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Setup {
-    /// The dataset.
-    pub data: DataSource,
-    /// Where its files are (None: the usual places).
-    pub data_dir: Option<PathBuf>,
+    /// The data: where it comes from and how it is split.
+    pub data: DataConfig,
     /// The architecture.
     pub model: ModelConfig,
     /// The optimizer.
@@ -34,21 +31,28 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Reads the dataset into host memory.
+    /// Reads the data into host memory, split.
     pub fn load_data(&self) -> Result<Dataset> {
-        data::load(self.data, self.data_dir.as_deref())
+        data::load(&self.data)
     }
 
-    /// Loads the data and moves it to `device`; also says where it came from.
-    pub fn device_data(&self, device: &candle_core::Device) -> Result<(DeviceData, String)> {
-        let ds = self.load_data()?;
-        let origin = ds.origin.clone();
-        Ok((DeviceData::new(ds, device)?, origin))
+    /// Loads the data and moves it to `device` (`data.summary` says where it came from).
+    pub fn device_data(&self, device: &candle_core::Device) -> Result<DeviceData> {
+        DeviceData::new(self.load_data()?, device)
     }
 
     /// The model for this seed; its weights depend on the seed alone.
     pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
-        Model::new(&self.model, data.shape, data.classes, self.seed, device)
+        // The fixed models take an image shape; a table row is a 1×1×F image to them.
+        let shape = ImageShape::of_input(data.input()).ok_or_else(|| {
+            Error::setting(
+                Scope::Model,
+                "kind",
+                self.model.name(),
+                format!("takes images or table rows, not inputs of shape {:?}", data.input()),
+            )
+        })?;
+        Model::new(&self.model, shape, data.task().outputs(), self.seed, device)
     }
 
     /// The data order gets its own stream, so seeds vary order and weights independently.
@@ -77,6 +81,7 @@ pub struct RangeTest {
 impl RangeTest {
     /// Checks every setting that needs no data, so bad input fails before any work.
     pub fn validate(&self) -> Result<()> {
+        self.setup.data.validate()?;
         self.sweep.validate()?;
         self.setup.model.validate()?;
         self.setup.optimizer.validate()?;
@@ -102,11 +107,12 @@ impl RangeTest {
         )
     }
 
-    /// The report's description of this run (the device is filled in by whoever opened it).
-    pub fn settings(&self, data_origin: &str) -> RunSettings {
+    /// The report's description of this run on `data` (the device is filled in by whoever
+    /// opened it).
+    pub fn settings(&self, data: &DataSummary) -> RunSettings {
         RunSettings {
-            data: self.setup.data,
-            data_origin: data_origin.to_string(),
+            data: self.setup.data.clone(),
+            dataset: data.clone(),
             model: self.setup.model.clone(),
             optimizer: self.setup.optimizer.clone(),
             seed: self.setup.seed,
@@ -122,7 +128,6 @@ impl RangeTest {
         &self,
         data: &DeviceData,
         device: &candle_core::Device,
-        data_origin: &str,
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
         let mut learner = self.learner(data, device)?;
@@ -131,7 +136,7 @@ impl RangeTest {
         let sweep_s = t.elapsed().as_secs_f64();
         let settings = RunSettings {
             device: describe(device),
-            ..self.settings(data_origin)
+            ..self.settings(&data.summary)
         };
         let steps = curve.lrs.len();
         Ok(RangeTestReport::new(
@@ -158,9 +163,9 @@ impl RangeTest {
         self.validate()?;
         let t = Instant::now();
         let device = self.device.open()?;
-        let (data, origin) = self.setup.device_data(&device)?;
+        let data = self.setup.device_data(&device)?;
         let load_s = t.elapsed().as_secs_f64();
-        let mut report = self.run_on(&data, &device, &origin, observe)?;
+        let mut report = self.run_on(&data, &device, observe)?;
         report.timings.load_s = load_s;
         Ok(report)
     }

@@ -424,7 +424,7 @@ pub fn run_check(
     stability.validate()?;
     rt.validate()?;
     let device = rt.device.open()?;
-    let (data, origin) = rt.setup.device_data(&device)?;
+    let data = rt.setup.device_data(&device)?;
     let verdict = check_stability(
         &stability,
         |seed| {
@@ -436,7 +436,7 @@ pub fn run_check(
     )?;
     let settings = RunSettings {
         device: describe(&device),
-        ..rt.settings(&origin)
+        ..rt.settings(&data.summary)
     };
     Ok(CheckReport::new(settings, &stability, verdict))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use anyhow::Result;
-use lrfind::data::DataSource;
+use lrfind::data::{DataConfig, Source};
 use lrfind::device::DeviceSpec;
 
 use super::invalid;
@@ -19,12 +19,62 @@ use lrfind::range_test::{RangeTest, Setup};
 /// `lrfind train`, the range-test report's values first).
 #[derive(Args, Debug, Clone, Default)]
 pub struct SetupArgs {
-    /// Dataset: digits (embedded MNIST slice, no download), mnist, fashion-mnist, cifar10 [default: digits]
-    #[arg(long, value_name = "NAME", help_heading = "Data")]
-    pub data: Option<DataSource>,
-    /// Directory with the dataset's files (IDX raw or .gz; CIFAR-10 binary batches)
+    /// Data: digits (embedded MNIST slice, no download), mnist, fashion-mnist, cifar10, or your
+    /// own: a .csv file, .npy/.npz/.safetensors tensors, an image-folder directory (or name the
+    /// kind: csv:PATH, tensors:PATH, images:PATH) [default: digits]
+    #[arg(long, value_name = "NAME|PATH", help_heading = "Data")]
+    pub data: Option<String>,
+    /// Directory with a built-in dataset's files (IDX raw or .gz; CIFAR-10 binary batches)
     #[arg(long, value_name = "DIR", help_heading = "Data")]
     pub data_dir: Option<PathBuf>,
+    /// CSV: the target column (several, comma-separated, for a regression on each) [default: the last column]
+    #[arg(long, value_name = "COL[,COL…]", help_heading = "Data")]
+    pub target: Option<String>,
+    /// CSV: the feature columns [default: every column but the target]
+    #[arg(long, value_name = "COL,COL,…", help_heading = "Data")]
+    pub features: Option<String>,
+    /// CSV and tensors: classify or regress, whatever the targets look like [default: integer or text
+    /// labels classify, other numbers regress]
+    #[arg(long, value_name = "TASK", help_heading = "Data")]
+    pub task: Option<String>,
+    /// Tensors: the inputs' array name [default: x]
+    #[arg(long, value_name = "KEY", help_heading = "Data")]
+    pub x_key: Option<String>,
+    /// Tensors: the targets' array name [default: y]
+    #[arg(long, value_name = "KEY", help_heading = "Data")]
+    pub y_key: Option<String>,
+    /// Image folders: resize every image to HxW [default: the first image's size]
+    #[arg(long, value_name = "HxW", help_heading = "Data")]
+    pub image_size: Option<String>,
+    /// Image folders: 1 (grey) or 3 (RGB) channels [default: 3]
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub channels: Option<usize>,
+    /// Fraction of the training data held out for validation (what --val-loss, early stopping, the
+    /// best checkpoint and ReduceLROnPlateau use); 0 for none [default: 0.1]
+    #[arg(
+        long,
+        value_name = "F",
+        help_heading = "Data",
+        allow_hyphen_values = true
+    )]
+    pub val_split: Option<f64>,
+    /// Fraction of the training data held out as a test split (only evaluated, never used to
+    /// choose anything), for data whose files have none
+    #[arg(
+        long,
+        value_name = "F",
+        help_heading = "Data",
+        allow_hyphen_values = true
+    )]
+    pub test_split: Option<f64>,
+    /// Seed of the train/validation/test split (kept apart from --seed, so runs over seeds share
+    /// one validation set) [default: 0]
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub split_seed: Option<u64>,
+    /// Leave table features as they are (by default they are standardised with the training
+    /// split's mean and standard deviation)
+    #[arg(long, help_heading = "Data")]
+    pub no_standardize: bool,
     /// Model: mlp, linear, cnn [default: mlp]
     #[arg(long, value_name = "KIND", help_heading = "Model")]
     pub model: Option<String>,
@@ -107,21 +157,70 @@ impl SetupArgs {
             }
         };
         Ok(Setup {
-            data: self
-                .data
-                .or(base.map(|b| b.data))
-                .unwrap_or(DataSource::Digits),
-            // Stored absolute: a report or run read from another directory must still find it.
-            data_dir: self
-                .data_dir
-                .as_deref()
-                .map(absolute)
-                .or_else(|| base.and_then(|b| b.data_dir.clone())),
+            data: self.data_config(base.map(|b| &b.data))?,
             model,
             optimizer: self.optimizer(base.map(|b| &b.optimizer))?,
             seed: self.seed.or(base.map(|b| b.seed)).unwrap_or(0),
             batch_size: self.batch_size.or(base.map(|b| b.batch_size)).unwrap_or(64),
         })
+    }
+
+    /// The `--data` source, with its path absolute.
+    pub fn source(&self) -> Result<Option<Source>> {
+        Ok(match self.data.as_deref() {
+            Some(s) => Some(DataConfig::new(Source::parse(s)?).with_absolute_paths().source),
+            None => None,
+        })
+    }
+
+    /// The data settings from these flags over `base` (a report's) or the defaults. Paths are
+    /// stored absolute: a report or run read from another directory must still find them.
+    fn data_config(&self, base: Option<&DataConfig>) -> Result<DataConfig> {
+        let mut c = match (self.source()?, base) {
+            (None, Some(b)) => b.clone(),
+            (Some(s), Some(b)) if s == b.source => b.clone(),
+            (Some(s), _) => DataConfig::new(s),
+            (None, None) => DataConfig::default(),
+        };
+        let list = |s: &str| s.split(',').map(|c| c.trim().to_string()).collect();
+        if let Some(d) = &self.data_dir {
+            c.data_dir = Some(absolute(d));
+        }
+        if let Some(t) = &self.target {
+            c.target = list(t);
+        }
+        if let Some(f) = &self.features {
+            c.features = list(f);
+        }
+        if let Some(t) = &self.task {
+            c.task = Some(t.parse()?);
+        }
+        if let Some(k) = &self.x_key {
+            c.x_key = Some(k.clone());
+        }
+        if let Some(k) = &self.y_key {
+            c.y_key = Some(k.clone());
+        }
+        if let Some(s) = &self.image_size {
+            c.image_size = Some(s.parse()?);
+        }
+        if let Some(n) = self.channels {
+            c.channels = Some(n);
+        }
+        if let Some(v) = self.val_split {
+            c.val_split = v;
+        }
+        if let Some(t) = self.test_split {
+            c.test_split = Some(t);
+        }
+        if let Some(s) = self.split_seed {
+            c.split_seed = s;
+        }
+        if self.no_standardize {
+            c.standardize = false;
+        }
+        c.validate()?;
+        Ok(c.with_absolute_paths())
     }
 
     fn optimizer(&self, base: Option<&OptimizerConfig>) -> Result<OptimizerConfig> {
@@ -205,10 +304,10 @@ pub struct SweepArgs {
     /// Gradient accumulation: batches per optimizer step
     #[arg(long, value_name = "K", default_value_t = 1, help_heading = "Sweep")]
     pub accumulate: usize,
-    /// Score each step on a fixed held-out subset (the first N test images) instead of its training batch
+    /// Score each step on a fixed subset of the validation split (N samples spread over it) instead of its training batch
     #[arg(long, help_heading = "Sweep")]
     pub val_loss: bool,
-    /// Held-out images used by --val-loss
+    /// Validation samples used by --val-loss
     #[arg(long, value_name = "N", default_value_t = 512, help_heading = "Sweep")]
     pub val_samples: usize,
     /// EMA smoothing factor in [0, 1); 0 turns smoothing off

@@ -213,7 +213,7 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
             title: format!(
                 "lrfind check: {} on {}, {} ({} rule)",
                 r.settings.model.name(),
-                r.settings.data,
+                r.settings.data.name(),
                 r.settings.optimizer.name(),
                 r.rule
             ),

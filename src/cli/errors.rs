@@ -16,6 +16,7 @@ fn flag(scope: Scope, field: &str) -> String {
         (Scope::Optimizer, "kind") => "optimizer",
         (Scope::Model, "kind") => "model",
         (Scope::Data, "source") => "data",
+        (Scope::Data, "standardize") => "no-standardize",
         (Scope::Batching, "step_loss") => "val-loss",
         (Scope::Train, "schedule_every") => "schedule-every",
         (Scope::Train, "out_dir") => "out-dir",
@@ -25,7 +26,7 @@ fn flag(scope: Scope, field: &str) -> String {
 }
 
 /// Field names that other fields' messages mention, with the flag a user knows them by.
-const MENTIONED: [(&str, &str); 7] = [
+const MENTIONED: [(&str, &str); 10] = [
     ("set allow_pinned", "pass --allow-pinned"),
     ("set extend", "use --extend"),
     ("max_lr", "--max"),
@@ -33,6 +34,16 @@ const MENTIONED: [(&str, &str); 7] = [
     ("num_steps", "--num-steps"),
     ("max_spread", "--max-spread"),
     ("tolerance", "--tolerance"),
+    ("val_split", "--val-split"),
+    ("test_split", "--test-split"),
+    ("x_key", "--x-key"),
+];
+
+/// Settings that data-file messages mention (only these phrases: the rest of such a message
+/// quotes the user's file, column names included).
+const DATA_MENTIONED: [(&str, &str); 2] = [
+    ("or set task to classify", "or pass --task classify"),
+    ("; task classify needs", "; --task classify needs"),
 ];
 
 /// `text` with the fields it mentions named by their flags.
@@ -62,6 +73,9 @@ pub fn describe(e: &anyhow::Error) -> String {
             format!("{e}; pass --data-dir DIR with the dataset's files")
         }
         Some(Error::Diverged(d)) => format!("{d}; try a lower --lr"),
+        Some(Error::Data { .. }) => DATA_MENTIONED
+            .iter()
+            .fold(e.to_string(), |t, (from, to)| t.replace(from, to)),
         Some(Error::Device { device, reason }) => format!("--device {device}: {reason}"),
         _ => e.to_string(),
     };

@@ -123,7 +123,7 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
     let title = format!(
         "LR range test: {} on {}, {}",
         report.settings.model.name(),
-        report.settings.data,
+        report.settings.data.name(),
         report.settings.optimizer.name()
     );
     let y_label = match report.settings.step_loss {

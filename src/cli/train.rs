@@ -137,12 +137,13 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         let report: RangeTestReport = RangeTestReport::read(&args.report).map_err(bad_report)?;
         // Read back from a file a person may have edited: checked like flags.
         report.validate().map_err(bad_report)?;
-        if let Some(d) = args.setup.data {
-            if d != report.settings.data {
+        if let Some(d) = args.setup.source()? {
+            if d != report.settings.data.source {
+                let given = args.setup.data.as_deref().unwrap_or_default();
                 return Err(invalid(format!(
-                    "--data {d}: the report {} is from a range test on {}; run `lrfind --data {d}` first, or pass --lr",
+                    "--data {given}: the report {} is from a range test on {}; run `lrfind --data {given}` first, or pass --lr",
                     args.report.display(),
-                    report.settings.data
+                    report.settings.data.source
                 )));
             }
         }
@@ -166,11 +167,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             ));
         }
         let base = lrfind::range_test::Setup {
-            data: report.settings.data,
-            data_dir: match report.settings.data_origin.as_str() {
-                "embedded" | "hub" => None,
-                dir => Some(PathBuf::from(dir)),
-            },
+            data: report.settings.data.clone(),
             model: report.settings.model.clone(),
             optimizer: report.settings.optimizer.clone(),
             seed: report.settings.seed,
@@ -325,7 +322,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 }
                 config.epochs = e;
             }
-            let (data, _) = config.setup.device_data(&device)?;
+            let data = config.setup.device_data(&device)?;
             let run = Run::resume(
                 config,
                 data,
@@ -363,7 +360,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             human.say(&format!(
                 "training {} on {} with {} at lr {} for {} epoch(s) → {}\n",
                 run.config.setup.model.name(),
-                run.config.setup.data,
+                run.config.setup.data.name(),
                 run.config.setup.optimizer.name(),
                 out::num(run.config.lr),
                 run.config.epochs,

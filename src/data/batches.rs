@@ -5,93 +5,176 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Dataset, ImageShape};
-use crate::error::Result;
+use super::{DataSummary, Dataset, Inputs, Samples, Targets, Task};
+use crate::error::{Error, Result, Scope};
 
-/// A dataset moved to the device: pixels stay `u8` there until a batch needs them.
+/// One split on the device. Pixels stay `u8` there until a batch needs them.
 #[derive(Debug, Clone)]
-pub struct DeviceData {
-    /// Training images, `(n, channels, height, width)` as bytes (converted per batch).
-    pub train_x: Tensor,
-    /// Training labels, `(n,)`.
-    pub train_y: Tensor,
-    /// Held-out images.
-    pub test_x: Tensor,
-    /// Held-out labels.
-    pub test_y: Tensor,
-    /// The shape of one image.
-    pub shape: ImageShape,
-    /// Number of classes.
-    pub classes: usize,
-}
-
-/// One batch: `x` is f32 `(B, C·H·W)` in [0, 1], `y` the u32 class indices.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    /// Inputs, f32 in [0, 1].
+pub struct DeviceSplit {
+    /// Inputs, `(n, values per sample)`: `u8` pixels or `f32` values.
     pub x: Tensor,
-    /// Class indices (u32).
+    /// Targets: `u32` class indices `(n,)`, or `f32` values `(n, k)`.
     pub y: Tensor,
 }
 
-impl DeviceData {
-    /// Moves `ds` to `device`. On the CPU the byte buffers are taken over without a copy.
-    pub fn new(ds: Dataset, device: &Device) -> Result<Self> {
-        let d = ds.shape.len();
-        let split = |images: Vec<u8>, labels: Vec<u8>| -> Result<(Tensor, Tensor)> {
-            let n = labels.len();
-            let x = Tensor::from_vec(images, (n, d), device)?;
-            let y: Vec<u32> = labels.into_iter().map(u32::from).collect();
-            let y = Tensor::from_vec(y, n, device)?;
-            Ok((x, y))
+impl DeviceSplit {
+    /// Moves `s` (samples of `d` values each) to `device`; on the CPU the buffers are taken
+    /// over without a copy.
+    pub fn new(s: Samples, d: usize, device: &Device) -> Result<Self> {
+        let n = s.len();
+        let x = match s.x {
+            Inputs::Pixels(v) => Tensor::from_vec(v, (n, d), device)?,
+            Inputs::Values(v) => Tensor::from_vec(v, (n, d), device)?,
         };
-        let (train_x, train_y) = split(ds.train.images, ds.train.labels)?;
-        let (test_x, test_y) = split(ds.test.images, ds.test.labels)?;
-        Ok(Self {
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            shape: ds.shape,
-            classes: ds.classes,
+        let y = match s.y {
+            Targets::Classes(c) => Tensor::from_vec(c, n, device)?,
+            Targets::Values { values, columns } => {
+                Tensor::from_vec(values, (n, columns), device)?
+            }
+        };
+        Ok(Self { x, y })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.x.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The samples at `idx`, as a batch.
+    pub fn gather(&self, idx: &[u32]) -> Result<Batch> {
+        let ids = Tensor::from_slice(idx, idx.len(), self.x.device())?;
+        Ok(Batch {
+            x: to_f32(&self.x.index_select(&ids, 0)?)?,
+            y: self.y.index_select(&ids, 0)?,
         })
+    }
+
+    /// Samples `start..start+len`, in order (evaluation needs no shuffle).
+    pub fn range(&self, start: usize, len: usize) -> Result<Batch> {
+        Ok(Batch {
+            x: to_f32(&self.x.narrow(0, start, len)?)?,
+            y: self.y.narrow(0, start, len)?,
+        })
+    }
+}
+
+/// A dataset moved to the device: training, validation and (if any) test splits.
+#[derive(Debug, Clone)]
+pub struct DeviceData {
+    /// The training split.
+    pub train: DeviceSplit,
+    /// The validation split (no samples when `val_split` is 0).
+    pub val: DeviceSplit,
+    /// The test split, if the data has one.
+    pub test: Option<DeviceSplit>,
+    /// Where the data came from, its shape, task, splits and standardisation.
+    pub summary: DataSummary,
+}
+
+/// One batch: `x` is f32 `(B, values per sample)` (pixels in [0, 1]); `y` is u32 class
+/// indices `(B,)` or f32 targets `(B, k)`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Inputs, f32.
+    pub x: Tensor,
+    /// Class indices (u32) or target values (f32).
+    pub y: Tensor,
+}
+
+impl Batch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.x.dims().first().copied().unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl DeviceData {
+    /// Moves `ds` to `device`.
+    pub fn new(ds: Dataset, device: &Device) -> Result<Self> {
+        let summary = ds.summary();
+        let d = ds.input_len();
+        Ok(Self {
+            train: DeviceSplit::new(ds.train, d, device)?,
+            val: DeviceSplit::new(ds.val, d, device)?,
+            test: ds
+                .test
+                .map(|t| DeviceSplit::new(t, d, device))
+                .transpose()?,
+            summary,
+        })
+    }
+
+    /// The shape of one sample's input.
+    pub fn input(&self) -> &[usize] {
+        &self.summary.input
+    }
+
+    /// Values per sample.
+    pub fn input_len(&self) -> usize {
+        self.summary.input.iter().product()
+    }
+
+    /// Classification (with class names) or regression (with target names).
+    pub fn task(&self) -> &Task {
+        &self.summary.task
     }
 
     /// Number of training samples.
     pub fn train_len(&self) -> usize {
-        self.train_y.dims1().unwrap_or(0)
+        self.train.len()
     }
 
-    /// Number of held-out samples.
+    /// Number of validation samples.
+    pub fn val_len(&self) -> usize {
+        self.val.len()
+    }
+
+    /// Number of test samples (0 without a test split).
     pub fn test_len(&self) -> usize {
-        self.test_y.dims1().unwrap_or(0)
+        self.test.as_ref().map_or(0, DeviceSplit::len)
     }
 
-    /// Gathers rows `idx` of (`x`, `y`) and turns the pixels into f32 in [0, 1].
-    pub fn gather(x: &Tensor, y: &Tensor, idx: &[u32]) -> Result<Batch> {
-        let ids = Tensor::from_slice(idx, idx.len(), x.device())?;
-        Ok(Batch {
-            x: scale(&x.index_select(&ids, 0)?)?,
-            y: y.index_select(&ids, 0)?,
-        })
-    }
-
-    /// The training samples at `idx`, as f32 inputs and labels.
+    /// The training samples at `idx`, as a batch.
     pub fn train_batch(&self, idx: &[u32]) -> Result<Batch> {
-        Self::gather(&self.train_x, &self.train_y, idx)
+        self.train.gather(idx)
     }
 
-    /// Test rows `start..start+len`, in order (evaluation needs no shuffle).
+    /// Validation samples `start..start+len`, in order.
+    pub fn val_range(&self, start: usize, len: usize) -> Result<Batch> {
+        self.val.range(start, len)
+    }
+
+    /// Test samples `start..start+len`, in order; an error without a test split.
     pub fn test_range(&self, start: usize, len: usize) -> Result<Batch> {
-        Ok(Batch {
-            x: scale(&self.test_x.narrow(0, start, len)?)?,
-            y: self.test_y.narrow(0, start, len)?,
-        })
+        match &self.test {
+            Some(t) => t.range(start, len),
+            None => Err(Error::setting(
+                Scope::Data,
+                "test_split",
+                "none",
+                "the data has no test split (set test_split to carve one)",
+            )),
+        }
     }
 }
 
-fn scale(x: &Tensor) -> Result<Tensor> {
-    Ok(x.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?)
+/// A batch's inputs as f32: bytes scaled to [0, 1], values as they are.
+fn to_f32(x: &Tensor) -> Result<Tensor> {
+    Ok(match x.dtype() {
+        DType::U8 => x.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?,
+        DType::F32 => x.clone(),
+        _ => x.to_dtype(DType::F32)?,
+    })
 }
 
 /// A seeded shuffle of `0..n` that reshuffles at each epoch's end.
@@ -196,13 +279,40 @@ mod tests {
     #[test]
     fn gather_scales_bytes_to_unit_floats() {
         let dev = Device::Cpu;
-        let x = Tensor::from_vec(vec![0u8, 255, 51, 102], (2, 2), &dev).unwrap();
-        let y = Tensor::from_vec(vec![3u32, 4], 2, &dev).unwrap();
-        let b = DeviceData::gather(&x, &y, &[1, 0]).unwrap();
+        let s = Samples {
+            x: Inputs::Pixels(vec![0u8, 255, 51, 102]),
+            y: Targets::Classes(vec![3, 4]),
+        };
+        let split = DeviceSplit::new(s, 2, &dev).unwrap();
+        assert_eq!(split.x.dtype(), DType::U8, "bytes on the device");
+        let b = split.gather(&[1, 0]).unwrap();
         let v: Vec<f32> = b.x.flatten_all().unwrap().to_vec1().unwrap();
         for (got, want) in v.iter().zip([0.2f32, 0.4, 0.0, 1.0]) {
             assert!((got - want).abs() < 1e-6, "{v:?}");
         }
         assert_eq!(b.y.to_vec1::<u32>().unwrap(), vec![4, 3]);
+    }
+
+    #[test]
+    fn values_and_regression_targets_pass_through() {
+        let dev = Device::Cpu;
+        let s = Samples {
+            x: Inputs::Values(vec![1.5, -2.0, 0.25, 4.0, 9.0, 8.0]),
+            y: Targets::Values {
+                values: vec![0.1, 0.2, 1.1, 1.2, 2.1, 2.2],
+                columns: 2,
+            },
+        };
+        let split = DeviceSplit::new(s, 2, &dev).unwrap();
+        let b = split.range(1, 2).unwrap();
+        assert_eq!(b.x.to_vec2::<f32>().unwrap(), [[0.25, 4.0], [9.0, 8.0]]);
+        assert_eq!(b.y.to_vec2::<f32>().unwrap(), [[1.1, 1.2], [2.1, 2.2]]);
+        assert_eq!(split.gather(&[0]).unwrap().y.dims(), [1, 2]);
+        // An empty split is a valid split of no samples.
+        let none = Samples {
+            x: Inputs::Values(vec![]),
+            y: Targets::Classes(vec![]),
+        };
+        assert!(DeviceSplit::new(none, 2, &dev).unwrap().is_empty());
     }
 }

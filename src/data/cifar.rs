@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-use super::{ImageShape, Split};
+use super::{image_samples, ImageShape, Samples};
 
 const RECORD: usize = 1 + 3 * 32 * 32;
 /// One CIFAR-10 image: 3×32×32.
@@ -27,8 +27,8 @@ fn batches_dir(dir: &Path) -> Result<std::path::PathBuf> {
     ))
 }
 
-fn read_batches(files: &[std::path::PathBuf]) -> Result<Split> {
-    let mut split = Split::default();
+fn read_batches(files: &[std::path::PathBuf]) -> Result<Samples> {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
     for f in files {
         // A real batch holds 10,000 records; allow five times that before calling it too long.
         let bytes = super::idx::read_maybe_gz(f, 50_000 * RECORD)?;
@@ -48,15 +48,15 @@ fn read_batches(files: &[std::path::PathBuf]) -> Result<Split> {
                     format!("label {} in record {i} is out of range 0..9", rec[0]),
                 ));
             }
-            split.labels.push(rec[0]);
-            split.images.extend_from_slice(&rec[1..]);
+            labels.push(rec[0]);
+            images.extend_from_slice(&rec[1..]);
         }
     }
-    Ok(split)
+    Ok(image_samples(images, labels))
 }
 
 /// Loads train (the five data batches) and test splits.
-pub fn load_dir(dir: &Path) -> Result<(ImageShape, Split, Split)> {
+pub fn load_dir(dir: &Path) -> Result<(ImageShape, Samples, Samples)> {
     let d = batches_dir(dir)?;
     let train: Vec<_> = (1..=5)
         .map(|i| d.join(format!("data_batch_{i}.bin")))
@@ -92,8 +92,11 @@ mod tests {
         let (shape, train, test) = load_dir(dir.path()).unwrap();
         assert_eq!(shape.len(), 3072);
         assert_eq!(train.len(), 10);
-        assert_eq!(train.labels[..4], [1, 0, 2, 0]);
-        assert_eq!(test.images[0], 90);
+        let crate::data::Targets::Classes(labels) = &train.y else {
+            panic!("classes")
+        };
+        assert_eq!(labels[..4], [1, 0, 2, 0]);
+        assert_eq!(test.x, crate::data::Inputs::Pixels(vec![90; RECORD - 1]));
 
         std::fs::write(dir.path().join("test_batch.bin"), &rec(9)[..100]).unwrap();
         let e = load_dir(dir.path()).unwrap_err().to_string();

@@ -2,10 +2,10 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{cifar, DataSource, Dataset, ImageShape, Split, DATA_ENV};
+use super::{cifar, image_samples, DataSource, ImageShape, Loaded, Samples, DATA_ENV};
 use crate::error::{Error, Result};
 
-fn to_split(images: &Tensor, labels: &Tensor) -> candle_core::Result<Split> {
+fn to_split(images: &Tensor, labels: &Tensor) -> candle_core::Result<Samples> {
     // The loaders give f32 in [0, 1]; back to the bytes they came from.
     let n = images.dim(0)?;
     let images = (images.reshape((n, ()))? * 255.0)?
@@ -14,11 +14,11 @@ fn to_split(images: &Tensor, labels: &Tensor) -> candle_core::Result<Split> {
         .flatten_all()?
         .to_vec1::<u8>()?;
     let labels = labels.to_dtype(DType::U8)?.to_vec1::<u8>()?;
-    Ok(Split { images, labels })
+    Ok(image_samples(images, labels))
 }
 
 /// Downloads `source` with candle-datasets (needs the network).
-pub fn load(source: DataSource) -> Result<Dataset> {
+pub fn load(source: DataSource) -> Result<Loaded> {
     let got = match source {
         DataSource::Mnist => candle_datasets::vision::mnist::load(),
         DataSource::FashionMnist => candle_datasets::vision::fashion_mnist::load(),
@@ -32,7 +32,7 @@ pub fn load(source: DataSource) -> Result<Dataset> {
         ),
     };
     let d = got.map_err(|e| unavailable(first_line(&e.to_string())))?;
-    let conv = || -> candle_core::Result<(Split, Split)> {
+    let conv = || -> candle_core::Result<(Samples, Samples)> {
         Ok((
             to_split(&d.train_images, &d.train_labels)?,
             to_split(&d.test_images, &d.test_labels)?,
@@ -47,14 +47,10 @@ pub fn load(source: DataSource) -> Result<Dataset> {
             width: 28,
         },
     };
-    Ok(Dataset {
-        source,
-        shape,
-        classes: d.labels,
-        train,
-        test,
-        origin: "hub".into(),
-    })
+    if d.labels != 10 {
+        return Err(unavailable(format!("{} classes, expected 10", d.labels)));
+    }
+    Ok(source.loaded(shape, train, test, "hub".into()))
 }
 
 fn first_line(s: &str) -> String {

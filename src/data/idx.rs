@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-use super::{ImageShape, Split};
+use super::{image_samples, ImageShape, Samples};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803; // unsigned bytes, 3 dimensions
 const LABELS_MAGIC: u32 = 0x0000_0801; // unsigned bytes, 1 dimension
@@ -236,7 +236,7 @@ pub fn find_file(dir: &Path, stem: &str) -> Result<PathBuf> {
 }
 
 /// Reads one split (images + labels) from files, checking they agree.
-pub fn read_split(images: &Path, labels: &Path, classes: usize) -> Result<(ImageShape, Split)> {
+pub fn read_split(images: &Path, labels: &Path, classes: usize) -> Result<(ImageShape, Samples)> {
     let (n, h, w, pixels) = parse_images(images, read_idx_file(images, true)?)?;
     let labels_v = parse_labels(labels, read_idx_file(labels, false)?, classes)?;
     split_from_parts(images, labels, n, h, w, pixels, labels_v)
@@ -248,7 +248,7 @@ pub fn split_from_bytes(
     images: &[u8],
     labels: &[u8],
     classes: usize,
-) -> Result<(ImageShape, Split)> {
+) -> Result<(ImageShape, Samples)> {
     let ip = PathBuf::from(format!("{name}/images"));
     let lp = PathBuf::from(format!("{name}/labels"));
     let inflate = |p: &Path, b: &[u8]| -> Result<Vec<u8>> {
@@ -271,7 +271,7 @@ fn split_from_parts(
     w: usize,
     pixels: Vec<u8>,
     labels_v: Vec<u8>,
-) -> Result<(ImageShape, Split)> {
+) -> Result<(ImageShape, Samples)> {
     if labels_v.len() != n {
         return Err(Error::data(
             labels,
@@ -290,13 +290,7 @@ fn split_from_parts(
         height: h,
         width: w,
     };
-    Ok((
-        shape,
-        Split {
-            images: pixels,
-            labels: labels_v,
-        },
-    ))
+    Ok((shape, image_samples(pixels, labels_v)))
 }
 
 #[cfg(test)]

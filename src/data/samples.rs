@@ -119,3 +119,82 @@ pub struct Loaded {
     /// Where it came from (an absolute path).
     pub origin: String,
 }
+
+impl Inputs {
+    /// The samples at `idx` (in that order), `per_sample` values each.
+    pub fn select(&self, idx: &[usize], per_sample: usize) -> Inputs {
+        fn pick<T: Copy>(v: &[T], idx: &[usize], d: usize) -> Vec<T> {
+            let mut out = Vec::with_capacity(idx.len() * d);
+            for &i in idx {
+                out.extend_from_slice(&v[i * d..(i + 1) * d]);
+            }
+            out
+        }
+        match self {
+            Inputs::Pixels(v) => Inputs::Pixels(pick(v, idx, per_sample)),
+            Inputs::Values(v) => Inputs::Values(pick(v, idx, per_sample)),
+        }
+    }
+}
+
+impl Targets {
+    /// The targets of the samples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Targets {
+        match self {
+            Targets::Classes(c) => Targets::Classes(idx.iter().map(|&i| c[i]).collect()),
+            Targets::Values { values, columns } => {
+                let k = *columns;
+                let mut out = Vec::with_capacity(idx.len() * k);
+                for &i in idx {
+                    out.extend_from_slice(&values[i * k..(i + 1) * k]);
+                }
+                Targets::Values {
+                    values: out,
+                    columns: k,
+                }
+            }
+        }
+    }
+}
+
+impl Samples {
+    /// The samples at `idx` (indices below [`Samples::len`]), in that order; `per_sample`
+    /// is the number of input values of one sample.
+    pub fn select(&self, idx: &[usize], per_sample: usize) -> Samples {
+        Samples {
+            x: self.x.select(idx, per_sample),
+            y: self.y.select(idx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_picks_whole_samples_in_the_order_asked() {
+        let s = Samples {
+            x: Inputs::Values(vec![0., 1., 10., 11., 20., 21.]),
+            y: Targets::Values {
+                values: vec![0.5, 1.5, 2.5],
+                columns: 1,
+            },
+        };
+        let t = s.select(&[2, 0], 2);
+        assert_eq!(t.x, Inputs::Values(vec![20., 21., 0., 1.]));
+        assert_eq!(
+            t.y,
+            Targets::Values {
+                values: vec![2.5, 0.5],
+                columns: 1
+            }
+        );
+        let p = Samples {
+            x: Inputs::Pixels(vec![1, 2, 3]),
+            y: Targets::Classes(vec![7, 8, 9]),
+        };
+        let q = p.select(&[1], 1);
+        assert_eq!((q.x, q.y), (Inputs::Pixels(vec![2]), Targets::Classes(vec![8])));
+    }
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataSource;
+use crate::data::{DataConfig, DataSummary};
 use crate::error::{Error, Result, Scope};
 use crate::finder::{analyse, Analysis, Curve, Rule, SweepConfig};
 use crate::learner::StepLoss;
@@ -18,10 +18,11 @@ use crate::optim::OptimizerConfig;
 /// Every setting that determines a range test's numbers on the built-in pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// The dataset.
-    pub data: DataSource,
-    /// The directory the data was read from ("embedded" / "hub" otherwise).
-    pub data_origin: String,
+    /// The data asked for: source, options and split (what `train --use-suggested` reuses).
+    pub data: DataConfig,
+    /// The data found: where it was read from, its shape, classes or targets, which split
+    /// is validation and which is test, and the standardisation applied.
+    pub dataset: DataSummary,
     /// The architecture.
     pub model: ModelConfig,
     /// The optimizer and its hyper-parameters.
@@ -193,6 +194,7 @@ impl RangeTestReport<RunSettings> {
     /// A report read back from a file is checked like settings: a hand-edited value must fail
     /// here with a message, not panic or mislead later.
     pub fn validate(&self) -> Result<()> {
+        self.settings.data.validate()?;
         self.settings.model.validate()?;
         self.settings.optimizer.validate()?;
         crate::learner::check_batching(self.settings.batch_size, self.settings.accumulate)?;

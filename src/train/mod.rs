@@ -1,5 +1,5 @@
 //! A full training run: epochs over the data at a chosen LR, any scheduler, evaluation on the
-//! test split after each epoch, early stopping, checkpoints and exact resume.
+//! validation split after each epoch, early stopping, checkpoints and exact resume.
 
 pub mod run_dir;
 
@@ -88,6 +88,10 @@ impl TrainConfig {
                 "must be at least 1",
             ));
         }
+        self.setup.data.validate()?;
+        if self.setup.data.val_split == 0.0 {
+            return Err(no_validation(0.0));
+        }
         self.setup.model.validate()?;
         if self.patience == Some(0) {
             return Err(Error::setting(
@@ -157,6 +161,16 @@ impl TrainConfig {
     }
 }
 
+/// Training without a validation split: nothing to score epochs on.
+fn no_validation(val_split: f64) -> Error {
+    Error::setting(
+        Scope::Data,
+        "val_split",
+        val_split,
+        "training scores every epoch on the validation split, and it is empty; set val_split above 0",
+    )
+}
+
 /// One epoch's numbers (a line of `metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
@@ -164,9 +178,9 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// Mean training loss over the epoch's batches (weighted by batch size).
     pub train_loss: f64,
-    /// Mean loss on the held-out split.
+    /// Mean loss on the validation split.
     pub val_loss: f64,
-    /// Fraction of the held-out split classified correctly, in [0, 1].
+    /// Fraction of the validation split classified correctly, in [0, 1].
     pub val_accuracy: f64,
     /// LR at the epoch's first and last optimizer step.
     pub lr: f64,
@@ -289,6 +303,9 @@ impl Run {
     /// A fresh run: model from the seed, optimizer at `config.lr`, scheduler constructed.
     pub fn new(config: TrainConfig, data: DeviceData, device: &Device) -> Result<Self> {
         config.validate()?;
+        if data.val_len() == 0 {
+            return Err(no_validation(config.setup.data.val_split));
+        }
         let model = config.setup.model(&data, device)?;
         let optimizer = config.setup.optimizer.build(model.vars(), config.lr)?;
         let batches = batches_per_epoch(data.train_len(), config.setup.batch_size);
@@ -494,7 +511,7 @@ impl Run {
             }
             let (val_loss, val_accuracy) = self
                 .learner
-                .evaluate(self.learner.data.test_len(), self.config.eval_batch_size)?;
+                .evaluate(self.learner.data.val_len(), self.config.eval_batch_size)?;
             if interval == Interval::Epoch {
                 let needs = self.scheduler.as_ref().is_some_and(|s| s.needs_metric());
                 self.step_scheduler(needs.then_some(val_loss))?;
@@ -538,14 +555,14 @@ impl Run {
 pub fn prepare(config: &TrainConfig) -> Result<(Device, DeviceData)> {
     let device: DeviceSpec = config.device.parse()?;
     let device = device.open()?;
-    let (data, _) = config.setup.device_data(&device)?;
+    let data = config.setup.device_data(&device)?;
     Ok((device, data))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{self, DataSource};
+    use crate::data::{self, DataConfig, DataSource};
     use crate::model::ModelConfig;
     use crate::optim::OptimizerConfig;
     use crate::schedule::ScheduleError;
@@ -554,8 +571,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
         TrainConfig {
             setup: Setup {
-                data: DataSource::Mnist,
-                data_dir: Some(dir),
+                data: DataConfig::builtin(DataSource::Mnist, Some(dir)),
                 model: ModelConfig::Linear,
                 optimizer: OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)
                     .unwrap(),
@@ -599,7 +615,7 @@ mod tests {
     #[test]
     fn a_custom_rust_scheduler_drives_the_run() {
         let cfg = config(3);
-        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let ds = data::load(&cfg.setup.data).unwrap();
         let dev = Device::Cpu;
         let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         run.set_scheduler(Box::new(Halve(vec![])), Interval::Epoch)
@@ -607,9 +623,9 @@ mod tests {
         assert_eq!(run.train(&mut ()).unwrap(), Outcome::Completed);
         let lrs: Vec<f64> = run.state.history.iter().map(|m| m.lr).collect();
         assert_eq!(lrs, [0.1, 0.05, 0.025]);
-        // Per batch: 2000 images / 500 = 4 halvings an epoch.
+        // Per batch: 1800 training images (200 are validation) / 500 = 4 halvings an epoch.
         let cfg = config(1);
-        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let ds = data::load(&cfg.setup.data).unwrap();
         let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         run.set_scheduler(Box::new(Halve(vec![])), Interval::Step)
             .unwrap();
@@ -624,7 +640,7 @@ mod tests {
         let mut cfg = config(20);
         cfg.lr = 50.0; // far too high: the validation loss will not keep improving
         cfg.patience = Some(1);
-        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let ds = data::load(&cfg.setup.data).unwrap();
         let dev = Device::Cpu;
         let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         match run.train(&mut ()) {
@@ -653,7 +669,7 @@ mod tests {
         // the loss stays finite: only the weight check can catch it.
         let mut cfg = config(2);
         cfg.setup.model = ModelConfig::Mlp { hidden: vec![8] };
-        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let ds = data::load(&cfg.setup.data).unwrap();
         let dev = Device::Cpu;
         let mut run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         let (_, bias) = run
@@ -676,7 +692,7 @@ mod tests {
     #[test]
     fn a_checkpoint_with_non_finite_weights_is_refused_by_name() {
         let cfg = config(1);
-        let ds = data::load(cfg.setup.data, cfg.setup.data_dir.as_deref()).unwrap();
+        let ds = data::load(&cfg.setup.data).unwrap();
         let dev = Device::Cpu;
         let run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         let mut t = run.learner.model.tensors();

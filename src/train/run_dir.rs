@@ -356,14 +356,14 @@ impl RunDir {
                 train_loss: &tl,
                 eval_loss: &vl,
                 eval_accuracy: &va,
-                // Evaluation runs on the data set's test split (see `Run::train`).
-                eval_split: "test".into(),
+                // Evaluation runs on the validation split (see `Run::train`).
+                eval_split: "validation".into(),
                 lr: &lr,
                 step_lr: &step_lr,
                 title: format!(
                     "{} on {}, {} at {:.3e}, {schedule}",
                     config.setup.model.name(),
-                    config.setup.data,
+                    config.setup.data.name(),
                     config.setup.optimizer.name(),
                     config.lr
                 ),
