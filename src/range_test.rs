@@ -49,7 +49,10 @@ impl Setup {
                 Scope::Model,
                 "kind",
                 self.model.name(),
-                format!("takes images or table rows, not inputs of shape {:?}", data.input()),
+                format!(
+                    "takes images or table rows, not inputs of shape {:?}",
+                    data.input()
+                ),
             )
         })?;
         Model::new(&self.model, shape, data.task().outputs(), self.seed, device)

@@ -19,27 +19,27 @@ fn fixture_args(dir: &std::path::Path) -> Vec<String> {
 fn default_run_writes_png_and_report_with_suggestion() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, out, err) =
-        run(lrfind(tmp.path()).args(["--min", "1e-6", "--max", "1", "--out", "plot.png"]));
+        run(lrfind(tmp.path()).args(["--min", "1e-6", "--max", "10", "--out", "plot.png"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("suggested learning rate:"), "{out}");
     let png = std::fs::read(tmp.path().join("plot.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(png.len() > 10_000);
     let r = json(&tmp.path().join("lrfind.json"));
-    assert_eq!(r["settings"]["data"], "digits");
+    assert_eq!(r["settings"]["data"]["source"]["builtin"], "digits");
     assert_eq!(r["sweep"]["min_lr"], 1e-6);
     let lrs = r["curve"]["lrs"].as_array().unwrap();
     assert_eq!(lrs[0].as_f64(), Some(1e-6));
     assert_eq!(lrs.len(), r["curve"]["losses"].as_array().unwrap().len());
     assert_eq!(lrs.len(), r["curve"]["smoothed"].as_array().unwrap().len());
-    // The embedded default shows the full shape: a fall, then a blow-up inside 1e-6..1.
+    // The embedded default shows the full shape: a fall, then a blow-up inside 1e-6..10.
     assert!(
         r["stop_reason"].as_str().unwrap().starts_with("diverged"),
         "{}",
         r["stop_reason"]
     );
     let s = r["suggested_lr"].as_f64().unwrap();
-    assert!(s > 1e-6 && s < 1.0);
+    assert!(s > 1e-6 && s < 1.0, "{s}");
     assert_eq!(r["analysis"]["rules"].as_array().unwrap().len(), 6);
     assert_eq!(r["analysis"]["pinned_by_max"], false);
     assert!(r["timings"]["sweep_s"].as_f64().unwrap() > 0.0);
@@ -121,7 +121,7 @@ fn real_mnist_slice_is_deterministic_given_seed() {
     b["timings"] = serde_json::Value::Null;
     assert_eq!(a, b);
     assert_eq!(a["settings"]["seed"], 7);
-    assert_eq!(a["settings"]["data"], "mnist");
+    assert_eq!(a["settings"]["data"]["source"]["builtin"], "mnist");
     // a different seed gives a different curve
     let mut c = lrfind(tmp.path());
     c.args(fixture_args(&dir)).args([
@@ -277,7 +277,10 @@ fn bad_input_is_a_one_line_error_with_exit_two_and_no_file() {
         (&["--smooth", "-0.1"], "--smooth -0.1"),
         (&["--batch-size", "0"], "--batch-size 0"),
         (&["--diverge", "1"], "--diverge 1"),
-        (&["--data", "imagenet"], "unknown dataset 'imagenet'"),
+        (
+            &["--data", "imagenet"],
+            "--data imagenet: no such dataset, file or directory",
+        ),
         (&["--model", "resnet"], "--model resnet: unknown model"),
         (&["--device", "tpu"], "--device tpu: unknown device"),
         (&["--optimizer", "lbfgs"], "--optimizer lbfgs"),
@@ -413,7 +416,7 @@ fn a_named_dataset_is_found_under_lrfind_data() {
     assert!(code == 0 || code == 1, "{err}");
     let r = json(&tmp.path().join("lrfind.json"));
     assert_eq!(
-        r["settings"]["data_origin"],
+        r["settings"]["dataset"]["origin"],
         root.join("mnist").display().to_string()
     );
 }
@@ -438,7 +441,7 @@ fn fashion_mnist_slice_runs_with_sgd() {
         ]));
     assert!(code == 0 || code == 1, "{err}");
     let r = json(&tmp.path().join("lrfind.json"));
-    assert_eq!(r["settings"]["data"], "fashion-mnist");
+    assert_eq!(r["settings"]["data"]["source"]["builtin"], "fashion-mnist");
     assert_eq!(r["settings"]["optimizer"]["momentum"], 0.9);
     // SGD with momentum up to 10 blows up inside the range.
     assert_eq!(r["analysis"]["pinned_by_max"], false);

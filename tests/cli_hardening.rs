@@ -508,7 +508,7 @@ fn a_relative_data_dir_is_stored_absolute() {
         "-q",
     ]));
     assert_eq!(code, 0, "{err}");
-    let origin = json(&d.join("lrfind.json"))["settings"]["data_origin"]
+    let origin = json(&d.join("lrfind.json"))["settings"]["dataset"]["origin"]
         .as_str()
         .unwrap()
         .to_string();
@@ -529,7 +529,7 @@ fn a_relative_data_dir_is_stored_absolute() {
     ]));
     assert_eq!(code, 0, "{out}{err}");
     let cfg = json(&other.join("run/config.json"));
-    assert!(Path::new(cfg["setup"]["data_dir"].as_str().unwrap()).is_absolute());
+    assert!(Path::new(cfg["setup"]["data"]["data_dir"].as_str().unwrap()).is_absolute());
     // A relative --data-dir given to train is stored absolute too.
     let (code, out, err) = run(lrfind(d).args([
         "train",

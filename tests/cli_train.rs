@@ -68,7 +68,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
         .collect();
     assert_eq!(lines.len(), 1);
     let acc = lines[0]["val_accuracy"].as_f64().unwrap();
-    // 2000 training images, one epoch: well above chance (10 %).
+    // 1800 training images, one epoch: well above chance (10 %).
     assert!(acc > 0.5, "accuracy {acc}");
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("epoch,train_loss,val_loss,val_accuracy,lr"));

@@ -168,7 +168,11 @@ impl SetupArgs {
     /// The `--data` source, with its path absolute.
     pub fn source(&self) -> Result<Option<Source>> {
         Ok(match self.data.as_deref() {
-            Some(s) => Some(DataConfig::new(Source::parse(s)?).with_absolute_paths().source),
+            Some(s) => Some(
+                DataConfig::new(Source::parse(s)?)
+                    .with_absolute_paths()
+                    .source,
+            ),
             None => None,
         })
     }

@@ -323,6 +323,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 config.epochs = e;
             }
             let data = config.setup.device_data(&device)?;
+            dir.check_dataset(&data.summary)?;
             let run = Run::resume(
                 config,
                 data,
@@ -332,6 +333,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 &dir.file(train::run_dir::CHECKPOINT),
             )?;
             dir.write_config(&run.config)?;
+            dir.write_dataset(&run.learner.data.summary)?;
             human.say(&format!(
                 "resuming {} after epoch {} of {}\n",
                 path.display(),
@@ -353,7 +355,13 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 Some(out) => RunDir::create(out, plot_format)?,
                 None => RunDir::create_unique(&default_out_dir(), plot_format)?,
             };
-            if let Err(e) = dir.write_config(&run.config) {
+            let written = dir
+                .write_config(&run.config)
+                .and_then(|()| dir.write_dataset(&run.learner.data.summary));
+            if let Err(e) = written {
+                for f in [train::run_dir::CONFIG, train::run_dir::DATASET] {
+                    let _ = std::fs::remove_file(dir.file(f));
+                }
                 dir.remove_if_unused();
                 return Err(e.into());
             }
@@ -400,11 +408,13 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         Ok(o) => o,
         Err(e) => {
             // A new run that failed before finishing an epoch has nothing to resume: take
-            // back its config.json (and the directory, if this run made it), so the
+            // back its config.json and dataset.json (and the directory, if this run made it), so the
             // --out-dir is free again.
             if args.resume.is_none() && run.state.epochs_done == 0 {
                 drop(obs);
-                let _ = std::fs::remove_file(dir.file(train::run_dir::CONFIG));
+                for f in [train::run_dir::CONFIG, train::run_dir::DATASET] {
+                    let _ = std::fs::remove_file(dir.file(f));
+                }
                 let mut dir = dir;
                 dir.remove_if_unused();
             }

@@ -28,9 +28,7 @@ impl DeviceSplit {
         };
         let y = match s.y {
             Targets::Classes(c) => Tensor::from_vec(c, n, device)?,
-            Targets::Values { values, columns } => {
-                Tensor::from_vec(values, (n, columns), device)?
-            }
+            Targets::Values { values, columns } => Tensor::from_vec(values, (n, columns), device)?,
         };
         Ok(Self { x, y })
     }

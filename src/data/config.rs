@@ -574,7 +574,9 @@ mod tests {
         }
         let e = Source::parse("nope.txt").unwrap_err().to_string();
         assert!(
-            e.starts_with("source = nope.txt: no such dataset, file or directory; expected a built-in"),
+            e.starts_with(
+                "source = nope.txt: no such dataset, file or directory; expected a built-in"
+            ),
             "{e}"
         );
         let e = Source::parse("csv:").unwrap_err().to_string();

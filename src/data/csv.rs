@@ -73,24 +73,18 @@ pub fn load(path: &Path, config: &DataConfig) -> Result<Table> {
             )));
         }
         let cell = |j: usize| -> Result<&str> {
-            let text = std::str::from_utf8(&record[j]).map_err(|_| {
-                fail(format!(
-                    "{line}, column '{}': not UTF-8 text",
-                    header[j]
-                ))
-            })?;
+            let text = std::str::from_utf8(&record[j])
+                .map_err(|_| fail(format!("{line}, column '{}': not UTF-8 text", header[j])))?;
             if text.is_empty() {
-                return Err(fail(format!(
-                    "{line}, column '{}': empty cell",
-                    header[j]
-                )));
+                return Err(fail(format!("{line}, column '{}': empty cell", header[j])));
             }
             Ok(text)
         };
         for &j in &cols.features {
-            x.push(number(cell(j)?).map_err(|why| {
-                fail(format!("{line}, column '{}': {why}", header[j]))
-            })?);
+            x.push(
+                number(cell(j)?)
+                    .map_err(|why| fail(format!("{line}, column '{}': {why}", header[j])))?,
+            );
         }
         for (k, &j) in cols.target.iter().enumerate() {
             raw[k].push(cell(j)?.to_string());
@@ -168,7 +162,10 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The header row's column names (checked: UTF-8, non-empty, distinct).
-fn read_header<R: std::io::Read>(path: &Path, reader: &mut ::csv::Reader<R>) -> Result<Vec<String>> {
+fn read_header<R: std::io::Read>(
+    path: &Path,
+    reader: &mut ::csv::Reader<R>,
+) -> Result<Vec<String>> {
     let fail = |reason: String| Error::data(path, reason);
     let raw = reader
         .byte_headers()
@@ -552,10 +549,16 @@ mod tests {
             }
         );
         // Whole floats as classes.
-        let t = load_text("a,y\n1,1.0\n2,0\n3,1\n", |c| c.task = Some(TaskKind::Classify)).unwrap();
+        let t = load_text("a,y\n1,1.0\n2,0\n3,1\n", |c| {
+            c.task = Some(TaskKind::Classify)
+        })
+        .unwrap();
         assert_eq!(t.loaded.train.y, Targets::Classes(vec![1, 0, 1]));
         // Numbers mixed with text are text labels when classifying is asked for.
-        let t = load_text("a,y\n1,1\n2,b\n3,a\n", |c| c.task = Some(TaskKind::Classify)).unwrap();
+        let t = load_text("a,y\n1,1\n2,b\n3,a\n", |c| {
+            c.task = Some(TaskKind::Classify)
+        })
+        .unwrap();
         assert_eq!(
             t.loaded.task,
             Task::Classify {
@@ -669,7 +672,8 @@ mod tests {
     #[test]
     fn an_unknown_feature_lists_the_columns() {
         assert_eq!(
-            fault("a,b,y\n1,2,x\n", |c| c.features = vec!["a".into(), "c".into()]),
+            fault("a,b,y\n1,2,x\n", |c| c.features =
+                vec!["a".into(), "c".into()]),
             "no feature column 'c'; the columns are: a, b, y"
         );
     }
@@ -726,7 +730,10 @@ mod tests {
         let p = dir.path().join("t.csv");
         std::fs::write(&p, b"a,b\n\xff1,2\n").unwrap();
         let e = load(&p, &config(&p)).unwrap_err().to_string();
-        assert!(e.ends_with("t.csv: line 2, column 'a': not UTF-8 text"), "{e}");
+        assert!(
+            e.ends_with("t.csv: line 2, column 'a': not UTF-8 text"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -317,7 +317,12 @@ pub fn prepare(
         mut val,
         mut test,
         splits,
-    } = split::split(loaded, config.val_split, config.test_split, config.split_seed)?;
+    } = split::split(
+        loaded,
+        config.val_split,
+        config.test_split,
+        config.split_seed,
+    )?;
     let standardization = if config.standardize && input.len() == 1 {
         let names = features.unwrap_or_else(|| {
             (0..input[0])
@@ -349,7 +354,9 @@ fn check_loaded(l: &Loaded) -> Result<()> {
         return Err(bad(format!("input shape {:?} holds no values", l.input)));
     }
     let outputs = l.task.outputs();
-    for (name, s) in std::iter::once(("training", &l.train)).chain(l.test.iter().map(|t| ("test", t))) {
+    for (name, s) in
+        std::iter::once(("training", &l.train)).chain(l.test.iter().map(|t| ("test", t)))
+    {
         let n = s.len();
         if s.x.len() != n * d {
             return Err(bad(format!(
@@ -362,7 +369,9 @@ fn check_loaded(l: &Loaded) -> Result<()> {
             (Inputs::Pixels(_), Inputs::Pixels(_)) | (Inputs::Values(_), Inputs::Values(_))
         );
         if !same_kind {
-            return Err(bad(format!("{name} split: inputs of another type than the training split's")));
+            return Err(bad(format!(
+                "{name} split: inputs of another type than the training split's"
+            )));
         }
         match (&s.y, &l.task) {
             (Targets::Classes(c), Task::Classify { .. }) => {
@@ -561,19 +570,26 @@ mod tests {
         assert_eq!(d.test.as_ref().map(Samples::len), Some(30));
         for s in [&d.train, &d.val, d.test.as_ref().unwrap()] {
             let Targets::Classes(y) = &s.y else { panic!() };
-            let per: Vec<usize> = (0..3).map(|k| y.iter().filter(|&&c| c == k).count()).collect();
+            let per: Vec<usize> = (0..3)
+                .map(|k| y.iter().filter(|&&c| c == k).count())
+                .collect();
             assert_eq!(per[0], per[1]);
             assert_eq!(per[1], per[2]);
         }
         // The training split's statistics, standardised: mean 0 and population std 1.
         let st = d.standardization.clone().unwrap();
         assert_eq!(st.features.len(), 4);
-        let Inputs::Values(x) = &d.train.x else { panic!() };
+        let Inputs::Values(x) = &d.train.x else {
+            panic!()
+        };
         for f in 0..4 {
             let col: Vec<f64> = x.chunks(4).map(|r| f64::from(r[f])).collect();
             let m = col.iter().sum::<f64>() / 90.0;
             let v = col.iter().map(|a| (a - m).powi(2)).sum::<f64>() / 90.0;
-            assert!(m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5, "feature {f}: {m} {v}");
+            assert!(
+                m.abs() < 1e-6 && (v - 1.0).abs() < 1e-5,
+                "feature {f}: {m} {v}"
+            );
         }
         // Same split seed: same split, whatever else changes; another seed: another split.
         assert_eq!(load(&c).unwrap().val, d.val);
@@ -600,7 +616,9 @@ mod tests {
         c.standardize = false;
         let d = load(&c).unwrap();
         assert_eq!(d.standardization, None);
-        let Inputs::Values(x) = &d.train.x else { panic!() };
+        let Inputs::Values(x) = &d.train.x else {
+            panic!()
+        };
         assert_eq!(x[..4], [5.1, 3.5, 1.4, 0.2]);
     }
 
@@ -612,7 +630,8 @@ mod tests {
         c.test_split = Some(0.1);
         let e = prepare(&c, loaded, None).unwrap_err().to_string();
         assert!(
-            e.starts_with("test_split = 0.1: ") && e.ends_with("has its own test split; leave test_split unset"),
+            e.starts_with("test_split = 0.1: ")
+                && e.ends_with("has its own test split; leave test_split unset"),
             "{e}"
         );
     }
@@ -633,7 +652,10 @@ mod tests {
         };
         let c = DataConfig::new(Source::Tensors("/d/x.npz".into()));
         let e = prepare(&c, loaded.clone(), None).unwrap_err().to_string();
-        assert_eq!(e, "/d/x.npz: training split: 5 input values for 2 samples of 3");
+        assert_eq!(
+            e,
+            "/d/x.npz: training split: 5 input values for 2 samples of 3"
+        );
         let mut bad = loaded;
         bad.train.x = Inputs::Values(vec![0.0; 6]);
         bad.train.y = Targets::Classes(vec![0, 2]);

@@ -195,6 +195,9 @@ mod tests {
             y: Targets::Classes(vec![7, 8, 9]),
         };
         let q = p.select(&[1], 1);
-        assert_eq!((q.x, q.y), (Inputs::Pixels(vec![2]), Targets::Classes(vec![8])));
+        assert_eq!(
+            (q.x, q.y),
+            (Inputs::Pixels(vec![2]), Targets::Classes(vec![8]))
+        );
     }
 }

@@ -412,7 +412,10 @@ mod tests {
             test: None,
             origin: "/d/t.csv".into(),
         };
-        let e = split(loaded.clone(), 0.1, None, 0).err().unwrap().to_string();
+        let e = split(loaded.clone(), 0.1, None, 0)
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(
             e,
             "val_split = 0.1: leaves no validation sample of the 4 in /d/t.csv (that takes at least 5 samples)"

@@ -15,6 +15,9 @@ use crate::report::atomic::{check_writable, remove_stale_temps, write_atomic, TM
 
 /// The run's [`TrainConfig`], as JSON.
 pub const CONFIG: &str = "config.json";
+/// The data the run trains on ([`crate::data::DataSummary`]: origin, classes, which split is
+/// validation and which is test, standardisation), as JSON.
+pub const DATASET: &str = "dataset.json";
 /// The run's [`TrainState`], as JSON.
 pub const STATE: &str = "state.json";
 /// Weights, optimizer state and run state of the last finished epoch, for resuming.
@@ -290,6 +293,44 @@ impl RunDir {
     /// Writes `config` to [`CONFIG`], atomically.
     pub fn write_config(&self, config: &TrainConfig) -> Result<()> {
         write_json(&self.file(CONFIG), config)
+    }
+
+    /// Writes the description of the run's data to [`DATASET`], atomically.
+    pub fn write_dataset(&self, data: &crate::data::DataSummary) -> Result<()> {
+        write_json(&self.file(DATASET), data)
+    }
+
+    /// On resume: the data rebuilt from the config must be the data the run started on (a
+    /// CSV file edited since would change the splits or the standardisation). A run without
+    /// [`DATASET`] (older versions) is taken as it is.
+    pub fn check_dataset(&self, data: &crate::data::DataSummary) -> Result<()> {
+        let path = self.file(DATASET);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let saved: crate::data::DataSummary = serde_json::from_str(&text)
+            .map_err(|e| Error::saved(&path, format!("not a data description ({e})")))?;
+        let differs = if saved.origin != data.origin {
+            Some(format!(
+                "it was read from {}, now from {}",
+                saved.origin, data.origin
+            ))
+        } else if saved.input != data.input || saved.task != data.task {
+            Some("its shape, classes or targets changed".into())
+        } else if saved.splits != data.splits {
+            Some("its splits changed".into())
+        } else if saved.standardization != data.standardization {
+            Some("its training statistics (standardisation) changed".into())
+        } else {
+            None
+        };
+        match differs {
+            Some(why) => Err(Error::saved(
+                &path,
+                format!("the data is not what the run started on: {why}; restore the data, or start a new run"),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
