@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use lrfind::check::stats;
-use lrfind::data::{self, DataSource, DeviceData};
+use lrfind::data::{self, DataConfig, DataSource, DeviceData};
 use lrfind::device::DeviceSpec;
 use lrfind::finder::{suggest, LadderMode, Rule, SweepConfig, Window};
 use lrfind::learner::StepLoss;
@@ -88,12 +88,10 @@ fn main() -> anyhow::Result<()> {
             println!("| {source} | skipped: no data at {} |", root.display());
             continue;
         }
-        let ds = data::load(source, dir.as_deref())?;
-        let origin = ds.origin.clone();
-        let data = DeviceData::new(ds, &dev)?;
+        let config = DataConfig::builtin(source, dir.clone());
+        let data = DeviceData::new(data::load(&config)?, &dev)?;
         let setup = Setup {
-            data: source,
-            data_dir: dir.clone(),
+            data: config,
             model: ModelConfig::default(),
             optimizer: OptimizerConfig::from_parts(opt, 0.0, false, None, (0.9, 0.999), 1e-8)?,
             seed: 0,
@@ -117,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         for seed in 0..5 {
             let mut t = rt.clone();
             t.setup.seed = seed;
-            let r = t.run_on(&data, &dev, &origin, &mut |_| {
+            let r = t.run_on(&data, &dev, &mut |_| {
                 std::ops::ControlFlow::Continue(())
             })?;
             let (lrs, raw, sm) = r.curve.finite();
