@@ -115,9 +115,7 @@ fn main() -> anyhow::Result<()> {
         for seed in 0..5 {
             let mut t = rt.clone();
             t.setup.seed = seed;
-            let r = t.run_on(&data, &dev, &mut |_| {
-                std::ops::ControlFlow::Continue(())
-            })?;
+            let r = t.run_on(&data, &dev, &mut |_| std::ops::ControlFlow::Continue(()))?;
             let (lrs, raw, sm) = r.curve.finite();
             dumped.push(serde_json::json!({"setup": format!("{source} {opt}"), "seed": seed, "lrs": lrs, "raw": raw, "smoothed": sm}));
             for rule in Rule::ALL {

@@ -390,14 +390,22 @@ mod tests {
     use std::ops::ControlFlow;
 
     fn learner(opt: &str) -> Learner {
-        let dev = Device::Cpu;
+        learner_on(mnist(), opt, StepLoss::TrainBatch).unwrap()
+    }
+
+    fn mnist() -> DataConfig {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-        let ds = data::load(&DataConfig::builtin(DataSource::Mnist, Some(dir))).unwrap();
+        DataConfig::builtin(DataSource::Mnist, Some(dir))
+    }
+
+    fn learner_on(data: DataConfig, opt: &str, step_loss: StepLoss) -> Result<Learner> {
+        let dev = Device::Cpu;
+        let ds = data::load(&data).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
         let model = Model::new(
             &ModelConfig::Mlp { hidden: vec![32] },
             ImageShape::of_input(data.input()).unwrap(),
-            10,
+            data.task().outputs(),
             1,
             &dev,
         )
@@ -412,7 +420,59 @@ mod tests {
         )
         .unwrap();
         let optimizer = cfg.build(model.vars(), 0.01).unwrap();
-        Learner::new(model, optimizer, data, 32, 1, StepLoss::TrainBatch, 9).unwrap()
+        Learner::new(model, optimizer, data, 32, 1, step_loss, 9)
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn the_validation_step_loss_scores_a_spread_of_the_validation_split() {
+        let l = learner_on(mnist(), "sgd", StepLoss::Validation { samples: 50 }).unwrap();
+        // 200 validation images, 50 asked for: every fourth.
+        let v = l.val.as_ref().unwrap();
+        let idx: Vec<u32> = (0..50).map(|i| i * 4).collect();
+        let want = l.data.val.gather(&idx).unwrap();
+        assert_eq!(values(&v.x), values(&want.x));
+        assert_eq!(
+            v.y.to_vec1::<u32>().unwrap(),
+            want.y.to_vec1::<u32>().unwrap()
+        );
+        let mut none = mnist();
+        none.val_split = 0.0;
+        let e = learner_on(none, "sgd", StepLoss::Validation { samples: 50 })
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "step_loss = validation: the validation split is empty (val_split is 0)"
+        );
+    }
+
+    #[test]
+    fn evaluate_scores_validation_and_evaluate_test_the_test_split() {
+        let l = learner("sgd");
+        let (vl, va) = l.evaluate(usize::MAX, 64).unwrap();
+        let (vl1, va1) = l.score(&l.data.val_range(0, 200).unwrap()).unwrap();
+        assert!((vl - vl1).abs() < 1e-5, "{vl} {vl1}");
+        assert_eq!(va, va1 as f64 / 200.0);
+        let (tl, ta) = l.evaluate_test(128).unwrap().unwrap();
+        let (tl1, ta1) = l.score(&l.data.test_range(0, 500).unwrap()).unwrap();
+        assert!((tl - tl1).abs() < 1e-5, "{tl} {tl1}");
+        assert_eq!(ta, ta1 as f64 / 500.0);
+        assert_ne!(vl.to_bits(), tl.to_bits(), "two different splits");
+        // A table with no test split: nothing to report.
+        let iris = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tabular/iris.csv");
+        let l = learner_on(
+            DataConfig::new(crate::data::Source::Csv(iris)),
+            "adam",
+            StepLoss::TrainBatch,
+        )
+        .unwrap();
+        assert_eq!(l.evaluate_test(64).unwrap(), None);
+        assert_eq!(l.data.train_len(), 135);
     }
 
     fn weights(l: &Learner) -> Vec<Vec<u32>> {
