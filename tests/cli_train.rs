@@ -51,6 +51,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
             "checkpoint.safetensors",
             "config.json",
             "curves.png",
+            "dataset.json",
             "final.safetensors",
             "metrics.csv",
             "metrics.jsonl",
@@ -180,8 +181,8 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
     let svg = std::fs::read_to_string(d.join("one/curves.svg")).unwrap();
     for s in [
         "OneCycleLR(max_lr=0.2)",
-        "test loss",
-        "test accuracy (%)",
+        "validation loss",
+        "validation accuracy (%)",
         "log scale",
     ] {
         assert!(svg.contains(s), "curves.svg lacks {s}");
