@@ -43,7 +43,9 @@ fn children_peak_rss_mib() -> f64 {
 
 fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
     let dev = candle_core::Device::Cpu;
-    let model = Model::new(&ModelConfig::default(), data.shape, 10, 0, &dev)?;
+    let s = data.shape;
+    let input = [s.channels, s.height, s.width];
+    let model = Model::new(&ModelConfig::default(), &input, 10, 0, &dev)?;
     let opt = OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
     let optimizer = opt.build(model.vars(), 1e-6)?;
     Ok(Learner::new(

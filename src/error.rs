@@ -80,7 +80,7 @@ impl SettingError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("training diverged: {what} became {value} in epoch {epoch} at LR {lr:e}")]
 pub struct Diverged {
-    /// What stopped being finite ("the loss", "weight fc1.weight").
+    /// What stopped being finite ("the loss", "weight 1.weight").
     pub what: String,
     /// Its value, as text (NaN, inf).
     pub value: String,

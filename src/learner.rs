@@ -9,7 +9,7 @@ use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData};
 use crate::error::{Error, Result, Scope};
 use crate::finder::{Checkpoint, TrainStep};
-use crate::model::Model;
+use crate::model::{Mode, Model};
 use crate::optim::AnyOptimizer;
 
 /// How each range-test step is scored.
@@ -39,6 +39,8 @@ pub struct Learner {
     order: BatchOrder,
     accumulate: usize,
     val: Option<Batch>,
+    /// Training forward passes so far (one per micro-batch): picks the dropout masks.
+    passes: u64,
 }
 
 /// Everything a range test changes, to put back afterwards.
@@ -47,6 +49,7 @@ pub struct LearnerState {
     weights: Vec<Tensor>,
     optimizer: AnyOptimizer,
     order: BatchOrder,
+    passes: u64,
 }
 
 /// Most micro-batches in one optimizer step. Memory would allow more (they are drawn one
@@ -86,6 +89,34 @@ pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
 /// Mean cross-entropy of `logits` against class indices `y`.
 pub fn loss(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::loss::cross_entropy(logits, y)?)
+}
+
+/// Cross-entropy of `logits` against class indices `y`, summed and divided by `denom`, and
+/// its gradient: loss = -Σ log_softmax(z)[y] / denom, dL/dz = (softmax(z) - onehot(y)) / denom.
+/// A shard of a larger batch passes the whole batch's size, so shard results just add up.
+fn cross_entropy_grad(logits: &Tensor, y: &Tensor, denom: usize) -> Result<(f64, Tensor)> {
+    let classes = logits.dim(1)?;
+    let lsm = candle_nn::ops::log_softmax(logits, 1)?;
+    let eye = Tensor::eye(classes, candle_core::DType::F32, logits.device())?;
+    let onehot = eye.index_select(y, 0)?;
+    let loss = (lsm.mul(&onehot)?.sum_all()? * (-1.0 / denom.max(1) as f64))?;
+    let dz = ((lsm.exp()? - &onehot)? * (1.0 / denom.max(1) as f64))?;
+    Ok((loss.to_scalar::<f32>()? as f64, dz))
+}
+
+/// Cross-entropy and its gradients for `b` (rows `first_row…` of a batch of `denom` rows).
+fn cross_entropy_grads(
+    model: &Model,
+    b: &Batch,
+    denom: usize,
+    pass: u64,
+    first_row: usize,
+) -> Result<(f64, Vec<Tensor>)> {
+    let mode = Mode::Train {
+        step: pass,
+        first_row,
+    };
+    model.loss_and_grads(&b.x, mode, |out| cross_entropy_grad(out, &b.y, denom))
 }
 
 impl Learner {
@@ -141,7 +172,14 @@ impl Learner {
             data,
             accumulate,
             val,
+            passes: 0,
         })
+    }
+
+    /// Sets the number of training passes already made (a resumed run continues the count,
+    /// so its dropout masks are those of an uninterrupted run).
+    pub fn set_passes(&mut self, passes: u64) {
+        self.passes = passes;
     }
 
     /// One optimizer step on the given micro-batches (loss and gradients averaged over them).
@@ -181,9 +219,11 @@ impl Learner {
         for _ in 0..k {
             let b = next(self)?;
             let model = &self.model;
+            let pass = self.passes;
+            self.passes += 1;
             let (l, g) = self
                 .pool
-                .install(|| sharded_loss_and_grads(model, &b, threads))?;
+                .install(|| sharded_loss_and_grads(model, &b, threads, pass))?;
             loss_sum += l;
             sum = Some(match sum {
                 None => g,
@@ -229,7 +269,7 @@ impl Learner {
             let parts = shards(b, threads)?;
             let scored: Vec<Result<(f64, u64, usize)>> = parts
                 .par_iter()
-                .map(|(p, n)| {
+                .map(|(p, n, _)| {
                     let (l, c) = score_one(model, p)?;
                     Ok((l, c, *n))
                 })
@@ -260,12 +300,13 @@ fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
     }
 }
 
-/// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes.
-fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
+/// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes and
+/// first rows.
+fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize, usize)>> {
     let rows = b.y.dims1()?;
     let n = n.min(rows / 16).max(1);
     if n == 1 || !b.x.device().is_cpu() {
-        return Ok(vec![(b.clone(), rows)]);
+        return Ok(vec![(b.clone(), rows, 0)]);
     }
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
@@ -277,6 +318,7 @@ fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
                 y: b.y.narrow(0, start, len)?,
             },
             len,
+            start,
         ));
         start += len;
     }
@@ -290,16 +332,27 @@ fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
         .collect::<candle_core::Result<_>>()?)
 }
 
-/// Mean loss and gradients of one batch, its shards computed in parallel on the current pool.
-fn sharded_loss_and_grads(model: &Model, b: &Batch, threads: usize) -> Result<(f64, Vec<Tensor>)> {
+/// Mean loss and gradients of one batch, its shards computed in parallel on the current pool
+/// (in one piece when the model normalises over the batch).
+fn sharded_loss_and_grads(
+    model: &Model,
+    b: &Batch,
+    threads: usize,
+    pass: u64,
+) -> Result<(f64, Vec<Tensor>)> {
+    let threads = if model.uses_batch_statistics() {
+        1
+    } else {
+        threads
+    };
     let parts = shards(b, threads)?;
-    if parts.len() == 1 {
-        return model.loss_and_grads(&b.x, &b.y);
-    }
     let rows: usize = parts.iter().map(|p| p.1).sum();
+    if parts.len() == 1 {
+        return cross_entropy_grads(model, b, rows, pass, 0);
+    }
     let results: Vec<Result<(f64, Vec<Tensor>)>> = parts
         .par_iter()
-        .map(|(p, _)| model.loss_and_grads_over(&p.x, &p.y, rows))
+        .map(|(p, _, start)| cross_entropy_grads(model, p, rows, pass, *start))
         .collect();
     let mut loss = 0.0;
     let mut sum: Option<Vec<Tensor>> = None;
@@ -341,6 +394,7 @@ impl Checkpoint for Learner {
             weights: self.model.snapshot()?,
             optimizer: self.optimizer.clone(),
             order: self.order.clone(),
+            passes: self.passes,
         })
     }
 
@@ -348,6 +402,7 @@ impl Checkpoint for Learner {
         self.model.restore(&s.weights)?;
         self.optimizer = s.optimizer;
         self.order = s.order;
+        self.passes = s.passes;
         Ok(())
     }
 }
@@ -367,9 +422,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
         let ds = data::load(DataSource::Mnist, Some(&dir)).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
+        let s = data.shape;
         let model = Model::new(
             &ModelConfig::Mlp { hidden: vec![32] },
-            data.shape,
+            &[s.channels, s.height, s.width],
             10,
             1,
             &dev,
@@ -433,10 +489,10 @@ mod tests {
         let l = learner("sgd");
         let idx: Vec<u32> = (0..64).collect();
         let b = l.data.train_batch(&idx).unwrap();
-        let (whole_loss, whole) = l.model.loss_and_grads(&b.x, &b.y).unwrap();
+        let (whole_loss, whole) = cross_entropy_grads(&l.model, &b, 64, 0, 0).unwrap();
         let (loss, sharded) = l
             .pool
-            .install(|| sharded_loss_and_grads(&l.model, &b, 2))
+            .install(|| sharded_loss_and_grads(&l.model, &b, 2, 0))
             .unwrap();
         assert!((loss - whole_loss).abs() < 1e-6);
         for (g, w) in sharded.iter().zip(&whole) {

@@ -48,7 +48,9 @@ impl Setup {
 
     /// The model for this seed; its weights depend on the seed alone.
     pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
-        Model::new(&self.model, data.shape, data.classes, self.seed, device)
+        let s = data.shape;
+        let input = [s.channels, s.height, s.width];
+        Model::new(&self.model, &input, data.classes, self.seed, device)
     }
 
     /// The data order gets its own stream, so seeds vary order and weights independently.
