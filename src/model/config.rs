@@ -199,6 +199,8 @@ impl ModelConfig {
             let plan = super::plan::plan(&layers, &[784], 10)
                 .map_err(|(i, message)| self.layer_error(i, &layers[i], message))?;
             super::plan::check_size(self, &plan)?;
+            super::plan::check_values(&plan)
+                .map_err(|(i, message)| self.layer_error(i, &layers[i], message))?;
         }
         Ok(())
     }

@@ -118,6 +118,7 @@ impl Model {
             .map_err(|(i, m)| config.layer_error(i, &specs[i], m))?;
         // Before any allocation: `hidden = [100000, 100000]` would abort on a 40 GB one.
         plan::check_size(config, &plan)?;
+        plan::check_values(&plan).map_err(|(i, m)| config.layer_error(i, &specs[i], m))?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (mut params, mut buffers) = (Vec::new(), Vec::new());
         let mut layers = Vec::with_capacity(specs.len());

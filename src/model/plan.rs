@@ -305,17 +305,8 @@ pub(crate) fn plan(
             }
         }
         let p = plan_layer(layer, &shape, outputs).map_err(|m| (i, m))?;
-        match volume(&p.output) {
-            Some(n) if n <= MAX_VALUES_PER_SAMPLE => {}
-            _ => {
-                return Err((
-                    i,
-                    format!(
-                        "its output {} is more than {MAX_VALUES_PER_SAMPLE} values per sample",
-                        show(&p.output)
-                    ),
-                ))
-            }
+        if volume(&p.output).is_none() {
+            return Err((i, too_many(&p.output)));
         }
         shape = p.output.clone();
         out.push(p);
@@ -335,6 +326,25 @@ pub(crate) fn plan(
         ));
     }
     Ok(out)
+}
+
+fn too_many(shape: &[usize]) -> String {
+    format!(
+        "its output {} is more than {MAX_VALUES_PER_SAMPLE} values per sample",
+        show(shape)
+    )
+}
+
+/// Refuses a layer whose output per sample passes [`MAX_VALUES_PER_SAMPLE`] (checked after
+/// the size, which names the limit users meet first).
+pub(crate) fn check_values(plan: &[LayerPlan]) -> Result<(), (usize, String)> {
+    match plan
+        .iter()
+        .position(|l| volume(&l.output).is_none_or(|n| n > MAX_VALUES_PER_SAMPLE))
+    {
+        Some(i) => Err((i, too_many(&plan[i].output))),
+        None => Ok(()),
+    }
 }
 
 /// Trainable scalars in a plan (None on overflow).
@@ -525,12 +535,18 @@ mod tests {
             fault("Conv2d(2, 1)", &[1, 4, 4], 2),
             (0, "the model outputs [2, 4, 4] per sample, but the task needs [2]: end with Flatten and a Linear without out_features".into())
         );
+        let big = plan(
+            &parse_layers("Conv2d(100000, 1), Flatten, Linear").unwrap(),
+            &[1, 100, 100],
+            2,
+        )
+        .unwrap();
         assert_eq!(
-            fault("Conv2d(100000, 1), Flatten, Linear", &[1, 100, 100], 2),
-            (
+            check_values(&big),
+            Err((
                 0,
                 "its output [100000, 100, 100] is more than 268435456 values per sample".into()
-            )
+            ))
         );
         assert_eq!(
             fault("Flatten, Linear", &[3, 0, 2], 2).1,
