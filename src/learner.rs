@@ -417,20 +417,22 @@ mod tests {
     use candle_core::Device;
     use std::ops::ControlFlow;
 
-    fn learner(opt: &str) -> Learner {
+    /// Batch norm and dropout: running statistics and the pass count are state too.
+    fn norm_dropout() -> ModelConfig {
+        ModelConfig::parse(
+            "Flatten, Linear(16), BatchNorm1d, ReLU, Dropout(0.3), Linear",
+            "",
+        )
+        .unwrap()
+    }
+
+    fn learner_with(opt: &str, model: &ModelConfig) -> Learner {
         let dev = Device::Cpu;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
         let ds = data::load(DataSource::Mnist, Some(&dir)).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
         let s = data.shape;
-        let model = Model::new(
-            &ModelConfig::Mlp { hidden: vec![32] },
-            &[s.channels, s.height, s.width],
-            10,
-            1,
-            &dev,
-        )
-        .unwrap();
+        let model = Model::new(model, &[s.channels, s.height, s.width], 10, 1, &dev).unwrap();
         let cfg = OptimizerConfig::from_parts(
             opt,
             0.9 * f64::from(u8::from(opt == "sgd")),
@@ -444,17 +446,21 @@ mod tests {
         Learner::new(model, optimizer, data, 32, 1, StepLoss::TrainBatch, 9).unwrap()
     }
 
+    /// Weights and buffers, bit for bit.
     fn weights(l: &Learner) -> Vec<Vec<u32>> {
         l.model
-            .vars()
+            .snapshot()
+            .unwrap()
             .iter()
-            .map(|v| crate::testutil::bits(v.as_tensor()))
+            .map(crate::testutil::bits)
             .collect()
     }
 
     #[test]
     fn the_range_test_leaves_model_and_optimizer_as_they_were() {
-        for opt in ["sgd", "adam"] {
+        let mlp = ModelConfig::Mlp { hidden: vec![32] };
+        for (opt, model) in [("sgd", &mlp), ("adam", &mlp), ("adam", &norm_dropout())] {
+            let learner = |opt| learner_with(opt, model);
             let mut a = learner(opt);
             // Some training first, so there is optimizer state (momentum buffers, moments).
             for _ in 0..3 {
@@ -486,25 +492,43 @@ mod tests {
 
     #[test]
     fn sharded_gradients_equal_the_whole_batch_gradient() {
-        let l = learner("sgd");
-        let idx: Vec<u32> = (0..64).collect();
-        let b = l.data.train_batch(&idx).unwrap();
-        let (whole_loss, whole) = cross_entropy_grads(&l.model, &b, 64, 0, 0).unwrap();
-        let (loss, sharded) = l
-            .pool
-            .install(|| sharded_loss_and_grads(&l.model, &b, 2, 0))
-            .unwrap();
-        assert!((loss - whole_loss).abs() < 1e-6);
-        for (g, w) in sharded.iter().zip(&whole) {
-            let d = (g - w)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
+        let dropout =
+            ModelConfig::parse("Flatten, Linear(32), ReLU, Dropout(0.3), Linear", "").unwrap();
+        for model in [
+            ModelConfig::Mlp { hidden: vec![32] },
+            dropout,
+            norm_dropout(),
+        ] {
+            let l = learner_with("sgd", &model);
+            let idx: Vec<u32> = (0..64).collect();
+            let b = l.data.train_batch(&idx).unwrap();
+            let (whole_loss, whole) = cross_entropy_grads(&l.model, &b, 64, 5, 0).unwrap();
+            let (loss, sharded) = l
+                .pool
+                .install(|| sharded_loss_and_grads(&l.model, &b, 2, 5))
                 .unwrap();
-            assert!(d < 1e-6, "{d}");
+            assert!((loss - whole_loss).abs() < 1e-6, "{model:?}");
+            let max_diff = |a: &[Tensor], b: &[Tensor]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(g, w)| {
+                        (g - w)
+                            .unwrap()
+                            .abs()
+                            .unwrap()
+                            .max_all()
+                            .unwrap()
+                            .to_scalar::<f32>()
+                            .unwrap()
+                    })
+                    .fold(0f32, f32::max)
+            };
+            assert!(max_diff(&sharded, &whole) < 1e-6, "{model:?}");
+            if model != (ModelConfig::Mlp { hidden: vec![32] }) {
+                // Another pass draws other dropout masks.
+                let (_, other) = cross_entropy_grads(&l.model, &b, 64, 6, 0).unwrap();
+                assert!(max_diff(&other, &whole) > 1e-4, "{model:?}");
+            }
         }
     }
 }

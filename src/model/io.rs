@@ -78,10 +78,10 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, Entry>> {
         end = end.max(stop);
         out.insert(name, Entry { dtype, shape });
     }
-    if 8 + n + end != len {
+    let described = end.saturating_add(8 + n);
+    if described != len {
         return Err(bad(format!(
-            "the header describes {} bytes, the file has {len} (truncated?)",
-            8 + n + end
+            "the header describes {described} bytes, the file has {len} (truncated?)"
         )));
     }
     Ok(out)

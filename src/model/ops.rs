@@ -539,6 +539,9 @@ mod tests {
             (sq(1), Padding::Zeros(sq(0)), [2, 2, 6, 5], [3, 2, 3, 3]),
             (sq(2), Padding::Zeros(sq(1)), [2, 2, 7, 6], [3, 2, 3, 3]),
             (sq(2), Padding::Zeros(sq(0)), [1, 2, 8, 7], [2, 2, 3, 3]),
+            (sq(2), Padding::Zeros(sq(0)), [2, 2, 7, 9], [2, 2, 3, 3]),
+            (sq(3), Padding::Zeros(sq(2)), [1, 1, 8, 8], [2, 1, 4, 4]),
+            (sq(2), Padding::Zeros(sq(1)), [1, 1, 7, 7], [2, 1, 3, 3]),
             (
                 Pair { h: 2, w: 1 },
                 Padding::Zeros(Pair { h: 1, w: 2 }),
