@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use lrfind::data::batches::epoch_batches;
-use lrfind::data::{self, DataConfig, DataSource, DeviceData, ImageShape};
+use lrfind::data::{self, DataConfig, DataSource, DeviceData};
 use lrfind::finder::{run_sweep, LadderMode, SweepConfig};
 use lrfind::learner::{Learner, StepLoss};
 use lrfind::model::{Model, ModelConfig};
@@ -43,8 +43,7 @@ fn children_peak_rss_mib() -> f64 {
 
 fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
     let dev = candle_core::Device::Cpu;
-    let shape = ImageShape::of_input(data.input()).ok_or_else(|| anyhow::anyhow!("not images"))?;
-    let model = Model::new(&ModelConfig::default(), shape, 10, 0, &dev)?;
+    let model = Model::new(&ModelConfig::default(), data.input(), 10, 0, &dev)?;
     let opt = OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
     let optimizer = opt.build(model.vars(), 1e-6)?;
     Ok(Learner::new(

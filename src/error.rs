@@ -18,6 +18,8 @@ pub enum Scope {
     Optimizer,
     /// [`crate::model::ModelConfig`].
     Model,
+    /// [`crate::loss::LossConfig`].
+    Loss,
     /// Batch size, gradient accumulation and the held-out scoring set of a step.
     Batching,
     /// The dataset choice ([`crate::data::DataSource`] and its directory).
@@ -36,6 +38,7 @@ impl fmt::Display for Scope {
             Scope::Sweep => "sweep",
             Scope::Optimizer => "optimizer",
             Scope::Model => "model",
+            Scope::Loss => "loss",
             Scope::Batching => "batching",
             Scope::Data => "data",
             Scope::Device => "device",
@@ -80,7 +83,7 @@ impl SettingError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("training diverged: {what} became {value} in epoch {epoch} at LR {lr:e}")]
 pub struct Diverged {
-    /// What stopped being finite ("the loss", "weight fc1.weight").
+    /// What stopped being finite ("the loss", "weight 1.weight").
     pub what: String,
     /// Its value, as text (NaN, inf).
     pub value: String,

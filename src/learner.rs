@@ -9,7 +9,7 @@ use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData, DeviceSplit};
 use crate::error::{Error, Result, Scope};
 use crate::finder::{Checkpoint, TrainStep};
-use crate::model::Model;
+use crate::model::{Mode, Model};
 use crate::optim::AnyOptimizer;
 
 /// How each range-test step is scored.
@@ -41,6 +41,8 @@ pub struct Learner {
     order: BatchOrder,
     accumulate: usize,
     val: Option<Batch>,
+    /// Training forward passes so far (one per micro-batch): picks the dropout masks.
+    passes: u64,
 }
 
 /// Everything a range test changes, to put back afterwards.
@@ -49,6 +51,7 @@ pub struct LearnerState {
     weights: Vec<Tensor>,
     optimizer: AnyOptimizer,
     order: BatchOrder,
+    passes: u64,
 }
 
 /// Most micro-batches in one optimizer step. Memory would allow more (they are drawn one
@@ -88,6 +91,34 @@ pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
 /// Mean cross-entropy of `logits` against class indices `y`.
 pub fn loss(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::loss::cross_entropy(logits, y)?)
+}
+
+/// Cross-entropy of `logits` against class indices `y`, summed and divided by `denom`, and
+/// its gradient: loss = -Σ log_softmax(z)[y] / denom, dL/dz = (softmax(z) - onehot(y)) / denom.
+/// A shard of a larger batch passes the whole batch's size, so shard results just add up.
+fn cross_entropy_grad(logits: &Tensor, y: &Tensor, denom: usize) -> Result<(f64, Tensor)> {
+    let classes = logits.dim(1)?;
+    let lsm = candle_nn::ops::log_softmax(logits, 1)?;
+    let eye = Tensor::eye(classes, candle_core::DType::F32, logits.device())?;
+    let onehot = eye.index_select(y, 0)?;
+    let loss = (lsm.mul(&onehot)?.sum_all()? * (-1.0 / denom.max(1) as f64))?;
+    let dz = ((lsm.exp()? - &onehot)? * (1.0 / denom.max(1) as f64))?;
+    Ok((loss.to_scalar::<f32>()? as f64, dz))
+}
+
+/// Cross-entropy and its gradients for `b` (rows `first_row…` of a batch of `denom` rows).
+fn cross_entropy_grads(
+    model: &Model,
+    b: &Batch,
+    denom: usize,
+    pass: u64,
+    first_row: usize,
+) -> Result<(f64, Vec<Tensor>)> {
+    let mode = Mode::Train {
+        step: pass,
+        first_row,
+    };
+    model.loss_and_grads(&b.x, mode, |out| cross_entropy_grad(out, &b.y, denom))
 }
 
 impl Learner {
@@ -146,7 +177,14 @@ impl Learner {
             data,
             accumulate,
             val,
+            passes: 0,
         })
+    }
+
+    /// Sets the number of training passes already made (a resumed run continues the count,
+    /// so its dropout masks are those of an uninterrupted run).
+    pub fn set_passes(&mut self, passes: u64) {
+        self.passes = passes;
     }
 
     /// One optimizer step on the given micro-batches (loss and gradients averaged over them).
@@ -186,9 +224,11 @@ impl Learner {
         for _ in 0..k {
             let b = next(self)?;
             let model = &self.model;
+            let pass = self.passes;
+            self.passes += 1;
             let (l, g) = self
                 .pool
-                .install(|| sharded_loss_and_grads(model, &b, threads))?;
+                .install(|| sharded_loss_and_grads(model, &b, threads, pass))?;
             loss_sum += l;
             sum = Some(match sum {
                 None => g,
@@ -256,7 +296,7 @@ impl Learner {
             let parts = shards(b, threads)?;
             let scored: Vec<Result<(f64, u64, usize)>> = parts
                 .par_iter()
-                .map(|(p, n)| {
+                .map(|(p, n, _)| {
                     let (l, c) = score_one(model, p)?;
                     Ok((l, c, *n))
                 })
@@ -287,12 +327,13 @@ fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
     }
 }
 
-/// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes.
-fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
+/// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes and
+/// first rows.
+fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize, usize)>> {
     let rows = b.len();
     let n = n.min(rows / 16).max(1);
     if n == 1 || !b.x.device().is_cpu() {
-        return Ok(vec![(b.clone(), rows)]);
+        return Ok(vec![(b.clone(), rows, 0)]);
     }
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
@@ -304,6 +345,7 @@ fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize)>> {
                 y: b.y.narrow(0, start, len)?,
             },
             len,
+            start,
         ));
         start += len;
     }
@@ -317,16 +359,27 @@ fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
         .collect::<candle_core::Result<_>>()?)
 }
 
-/// Mean loss and gradients of one batch, its shards computed in parallel on the current pool.
-fn sharded_loss_and_grads(model: &Model, b: &Batch, threads: usize) -> Result<(f64, Vec<Tensor>)> {
+/// Mean loss and gradients of one batch, its shards computed in parallel on the current pool
+/// (in one piece when the model normalises over the batch).
+fn sharded_loss_and_grads(
+    model: &Model,
+    b: &Batch,
+    threads: usize,
+    pass: u64,
+) -> Result<(f64, Vec<Tensor>)> {
+    let threads = if model.uses_batch_statistics() {
+        1
+    } else {
+        threads
+    };
     let parts = shards(b, threads)?;
-    if parts.len() == 1 {
-        return model.loss_and_grads(&b.x, &b.y);
-    }
     let rows: usize = parts.iter().map(|p| p.1).sum();
+    if parts.len() == 1 {
+        return cross_entropy_grads(model, b, rows, pass, 0);
+    }
     let results: Vec<Result<(f64, Vec<Tensor>)>> = parts
         .par_iter()
-        .map(|(p, _)| model.loss_and_grads_over(&p.x, &p.y, rows))
+        .map(|(p, _, start)| cross_entropy_grads(model, p, rows, pass, *start))
         .collect();
     let mut loss = 0.0;
     let mut sum: Option<Vec<Tensor>> = None;
@@ -368,6 +421,7 @@ impl Checkpoint for Learner {
             weights: self.model.snapshot()?,
             optimizer: self.optimizer.clone(),
             order: self.order.clone(),
+            passes: self.passes,
         })
     }
 
@@ -375,6 +429,7 @@ impl Checkpoint for Learner {
         self.model.restore(&s.weights)?;
         self.optimizer = s.optimizer;
         self.order = s.order;
+        self.passes = s.passes;
         Ok(())
     }
 }
@@ -382,15 +437,32 @@ impl Checkpoint for Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{self, DataConfig, DataSource, ImageShape};
+    use crate::data::{self, DataConfig, DataSource};
     use crate::finder::{find_lr, SweepConfig};
     use crate::model::ModelConfig;
     use crate::optim::OptimizerConfig;
     use candle_core::Device;
     use std::ops::ControlFlow;
 
+    /// Batch norm and dropout: running statistics and the pass count are state too.
+    fn norm_dropout() -> ModelConfig {
+        ModelConfig::parse(
+            "Flatten, Linear(16), BatchNorm1d, ReLU, Dropout(0.3), Linear",
+            "",
+        )
+        .unwrap()
+    }
+
+    fn mlp() -> ModelConfig {
+        ModelConfig::Mlp { hidden: vec![32] }
+    }
+
     fn learner(opt: &str) -> Learner {
-        learner_on(mnist(), opt, StepLoss::TrainBatch).unwrap()
+        learner_with(opt, &mlp())
+    }
+
+    fn learner_with(opt: &str, model: &ModelConfig) -> Learner {
+        learner_on(mnist(), opt, model, StepLoss::TrainBatch).unwrap()
     }
 
     fn mnist() -> DataConfig {
@@ -398,18 +470,16 @@ mod tests {
         DataConfig::builtin(DataSource::Mnist, Some(dir))
     }
 
-    fn learner_on(data: DataConfig, opt: &str, step_loss: StepLoss) -> Result<Learner> {
+    fn learner_on(
+        data: DataConfig,
+        opt: &str,
+        model: &ModelConfig,
+        step_loss: StepLoss,
+    ) -> Result<Learner> {
         let dev = Device::Cpu;
         let ds = data::load(&data).unwrap();
         let data = DeviceData::new(ds, &dev).unwrap();
-        let model = Model::new(
-            &ModelConfig::Mlp { hidden: vec![32] },
-            ImageShape::of_input(data.input()).unwrap(),
-            data.task().outputs(),
-            1,
-            &dev,
-        )
-        .unwrap();
+        let model = Model::new(model, data.input(), data.task().outputs(), 1, &dev).unwrap();
         let cfg = OptimizerConfig::from_parts(
             opt,
             0.9 * f64::from(u8::from(opt == "sgd")),
@@ -429,7 +499,7 @@ mod tests {
 
     #[test]
     fn the_validation_step_loss_scores_a_spread_of_the_validation_split() {
-        let l = learner_on(mnist(), "sgd", StepLoss::Validation { samples: 50 }).unwrap();
+        let l = learner_on(mnist(), "sgd", &mlp(), StepLoss::Validation { samples: 50 }).unwrap();
         // 200 validation images, 50 asked for: every fourth.
         let v = l.val.as_ref().unwrap();
         let idx: Vec<u32> = (0..50).map(|i| i * 4).collect();
@@ -441,7 +511,7 @@ mod tests {
         );
         let mut none = mnist();
         none.val_split = 0.0;
-        let e = learner_on(none, "sgd", StepLoss::Validation { samples: 50 })
+        let e = learner_on(none, "sgd", &mlp(), StepLoss::Validation { samples: 50 })
             .err()
             .unwrap();
         assert_eq!(
@@ -468,6 +538,7 @@ mod tests {
         let l = learner_on(
             DataConfig::new(crate::data::Source::Csv(iris)),
             "adam",
+            &mlp(),
             StepLoss::TrainBatch,
         )
         .unwrap();
@@ -475,17 +546,21 @@ mod tests {
         assert_eq!(l.data.train_len(), 135);
     }
 
+    /// Weights and buffers, bit for bit.
     fn weights(l: &Learner) -> Vec<Vec<u32>> {
         l.model
-            .vars()
+            .snapshot()
+            .unwrap()
             .iter()
-            .map(|v| crate::testutil::bits(v.as_tensor()))
+            .map(crate::testutil::bits)
             .collect()
     }
 
     #[test]
     fn the_range_test_leaves_model_and_optimizer_as_they_were() {
-        for opt in ["sgd", "adam"] {
+        let mlp = ModelConfig::Mlp { hidden: vec![32] };
+        for (opt, model) in [("sgd", &mlp), ("adam", &mlp), ("adam", &norm_dropout())] {
+            let learner = |opt| learner_with(opt, model);
             let mut a = learner(opt);
             // Some training first, so there is optimizer state (momentum buffers, moments).
             for _ in 0..3 {
@@ -517,25 +592,43 @@ mod tests {
 
     #[test]
     fn sharded_gradients_equal_the_whole_batch_gradient() {
-        let l = learner("sgd");
-        let idx: Vec<u32> = (0..64).collect();
-        let b = l.data.train_batch(&idx).unwrap();
-        let (whole_loss, whole) = l.model.loss_and_grads(&b.x, &b.y).unwrap();
-        let (loss, sharded) = l
-            .pool
-            .install(|| sharded_loss_and_grads(&l.model, &b, 2))
-            .unwrap();
-        assert!((loss - whole_loss).abs() < 1e-6);
-        for (g, w) in sharded.iter().zip(&whole) {
-            let d = (g - w)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
+        let dropout =
+            ModelConfig::parse("Flatten, Linear(32), ReLU, Dropout(0.3), Linear", "").unwrap();
+        for model in [
+            ModelConfig::Mlp { hidden: vec![32] },
+            dropout,
+            norm_dropout(),
+        ] {
+            let l = learner_with("sgd", &model);
+            let idx: Vec<u32> = (0..64).collect();
+            let b = l.data.train_batch(&idx).unwrap();
+            let (whole_loss, whole) = cross_entropy_grads(&l.model, &b, 64, 5, 0).unwrap();
+            let (loss, sharded) = l
+                .pool
+                .install(|| sharded_loss_and_grads(&l.model, &b, 2, 5))
                 .unwrap();
-            assert!(d < 1e-6, "{d}");
+            assert!((loss - whole_loss).abs() < 1e-6, "{model:?}");
+            let max_diff = |a: &[Tensor], b: &[Tensor]| {
+                a.iter()
+                    .zip(b)
+                    .map(|(g, w)| {
+                        (g - w)
+                            .unwrap()
+                            .abs()
+                            .unwrap()
+                            .max_all()
+                            .unwrap()
+                            .to_scalar::<f32>()
+                            .unwrap()
+                    })
+                    .fold(0f32, f32::max)
+            };
+            assert!(max_diff(&sharded, &whole) < 1e-6, "{model:?}");
+            if model != (ModelConfig::Mlp { hidden: vec![32] }) {
+                // Another pass draws other dropout masks.
+                let (_, other) = cross_entropy_grads(&l.model, &b, 64, 6, 0).unwrap();
+                assert!(max_diff(&other, &whole) > 1e-4, "{model:?}");
+            }
         }
     }
 }

@@ -55,6 +55,7 @@ pub mod device;
 pub mod error;
 pub mod finder;
 pub mod learner;
+pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod plot;

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData, ImageShape};
+use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData};
 use crate::device::{describe, DeviceSpec};
-use crate::error::{Error, Result, Scope};
+use crate::error::Result;
 use crate::finder::{self, Rule, StepEvent, SweepConfig};
 use crate::learner::{Learner, StepLoss};
 use crate::model::{Model, ModelConfig};
@@ -43,19 +43,13 @@ impl Setup {
 
     /// The model for this seed; its weights depend on the seed alone.
     pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
-        // The fixed models take an image shape; a table row is a 1×1×F image to them.
-        let shape = ImageShape::of_input(data.input()).ok_or_else(|| {
-            Error::setting(
-                Scope::Model,
-                "kind",
-                self.model.name(),
-                format!(
-                    "takes images or table rows, not inputs of shape {:?}",
-                    data.input()
-                ),
-            )
-        })?;
-        Model::new(&self.model, shape, data.task().outputs(), self.seed, device)
+        Model::new(
+            &self.model,
+            data.input(),
+            data.task().outputs(),
+            self.seed,
+            device,
+        )
     }
 
     /// The data order gets its own stream, so seeds vary order and weights independently.

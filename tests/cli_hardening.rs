@@ -763,10 +763,10 @@ fn a_checkpoint_holding_nan_or_inf_is_refused() {
     train(d, "run", "1", &[]);
     let ckpt = d.join("run/checkpoint.safetensors");
     let good = std::fs::read(&ckpt).unwrap();
-    poke_f32(&ckpt, "fc1.bias", f32::NAN);
+    poke_f32(&ckpt, "1.bias", f32::NAN);
     let err = assert_usage_error(
         lrfind(d).args(["train", "--resume", "run", "--epochs", "2", "-q"]),
-        "'fc1.bias' holds NaN",
+        "'1.bias' holds NaN",
     );
     assert!(err.contains("checkpoint.safetensors"), "{err}");
     // Infinity in the optimizer's state (momentum buffer) too.

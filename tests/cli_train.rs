@@ -82,7 +82,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
         &candle_core::Device::Cpu,
     )
     .unwrap();
-    assert_eq!(w["fc1.weight"].dims(), &[256, 784]);
+    assert_eq!(w["1.weight"].dims(), &[256, 784]);
 }
 
 #[test]

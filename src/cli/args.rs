@@ -146,6 +146,8 @@ impl SetupArgs {
                     ModelConfig::Mlp { .. } => "mlp",
                     ModelConfig::Linear => "linear",
                     ModelConfig::Cnn => "cnn",
+                    ModelConfig::Lenet => "lenet",
+                    ModelConfig::Layers { .. } => "layers",
                 });
                 let kind = kind.as_deref().or(base_kind).unwrap_or("mlp");
                 if hidden.is_some() && !kind.eq_ignore_ascii_case("mlp") {

@@ -85,8 +85,8 @@ impl std::str::FromStr for DataSource {
     }
 }
 
-/// Image size: what the built-in loaders read, and what today's fixed models are built for.
-/// Everything else speaks of a sample's input shape, `[channels, height, width]`.
+/// Image size, as the built-in loaders read it; everything past them speaks of a sample's
+/// input shape, `[channels, height, width]` ([`ImageShape::input`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
     /// Colour channels (1 or 3).
@@ -111,24 +111,6 @@ impl ImageShape {
     /// The per-sample input shape, `[channels, height, width]`.
     pub fn input(&self) -> Vec<usize> {
         vec![self.channels, self.height, self.width]
-    }
-
-    /// The image shape of an input shape: `[C, H, W]` as it is, and a table row `[F]` as a
-    /// 1×1×F image (what the fixed `mlp`/`linear` models need: only the size counts).
-    pub fn of_input(input: &[usize]) -> Option<Self> {
-        match *input {
-            [channels, height, width] => Some(Self {
-                channels,
-                height,
-                width,
-            }),
-            [width] => Some(Self {
-                channels: 1,
-                height: 1,
-                width,
-            }),
-            _ => None,
-        }
     }
 }
 

@@ -15,7 +15,7 @@ pub mod check;
 pub mod config;
 pub mod constant;
 pub mod cosine;
-mod cursor;
+pub(crate) mod cursor;
 pub mod cyclic;
 pub mod driver;
 pub mod error;

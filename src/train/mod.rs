@@ -386,6 +386,9 @@ impl Run {
             }
         }
         run.state = state;
+        // One training pass per batch: the dropout masks continue where the run stopped.
+        let passes = run.state.epochs_done as u64 * run.batches as u64;
+        run.learner.set_passes(passes);
         // Runs from before digests get one from now on.
         if run.state.config_digest.is_none() {
             run.state.config_digest = Some(run.config.digest());
@@ -493,13 +496,7 @@ impl Run {
             }
             // A NaN can hide in weights that ReLU masks while the loss stays finite: never
             // let one reach a checkpoint over the last good one.
-            if let Some(name) = crate::model::non_finite_tensor(
-                self.learner
-                    .model
-                    .named_vars()
-                    .iter()
-                    .map(|(n, v)| (n, v.as_tensor())),
-            )? {
+            if let Some(name) = crate::model::non_finite_tensor(&self.learner.model.tensors())? {
                 return Err(Diverged {
                     what: format!("the weights of '{name}'"),
                     value: "NaN or infinite (nothing was saved over the last good checkpoint)"
@@ -677,7 +674,7 @@ mod tests {
             .model
             .named_vars()
             .iter()
-            .find(|(n, _)| n == "fc1.bias")
+            .find(|(n, _)| n == "1.bias")
             .unwrap()
             .clone();
         let mut b: Vec<f32> = bias.to_vec1().unwrap();
@@ -696,9 +693,9 @@ mod tests {
         let dev = Device::Cpu;
         let run = Run::new(cfg, DeviceData::new(ds, &dev).unwrap(), &dev).unwrap();
         let mut t = run.learner.model.tensors();
-        let w = t["fc1.weight"].clone();
+        let w = t["1.weight"].clone();
         let inf = (w.ones_like().unwrap() * f64::INFINITY).unwrap();
-        t.insert("fc1.weight".into(), inf);
+        t.insert("1.weight".into(), inf);
         let e = run
             .learner
             .model
@@ -707,7 +704,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "ck.safetensors: tensor 'fc1.weight' holds NaN or infinite values"
+            "ck.safetensors: tensor '1.weight' holds NaN or infinite values"
         );
     }
 }
