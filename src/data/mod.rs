@@ -8,7 +8,9 @@ pub mod embedded;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
+pub mod image_folder;
 pub mod samples;
+pub mod tensors;
 
 use std::path::{Path, PathBuf};
 
