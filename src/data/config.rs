@@ -274,7 +274,7 @@ pub struct DataConfig {
     /// Image folders: the size every image is resized to (None: the first image's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<ImageSize>,
-    /// Image folders: 1 (grey) or 3 (RGB) channels (None: 3).
+    /// Image folders: 1 (grey) or 3 (RGB) channels (None: 1 when every image is grey, else 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<usize>,
     /// Fraction of the training data held out for validation, in [0, 1) (0: none).

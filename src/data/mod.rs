@@ -14,8 +14,10 @@ pub mod embedded;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod idx;
+pub mod image_folder;
 pub mod samples;
 pub mod split;
+pub mod tensors;
 
 use std::path::{Path, PathBuf};
 
@@ -249,24 +251,15 @@ pub fn load(config: &DataConfig) -> Result<Dataset> {
     prepare(config, loaded, features)
 }
 
-/// `.npy` / `.npz` / `.safetensors` files: `tensors::load` plugs in here.
-fn load_tensors(path: &Path, _config: &DataConfig) -> Result<Loaded> {
-    Err(Error::setting(
-        Scope::Data,
-        "source",
-        path.display(),
-        "tensor files are not readable by this build yet",
-    ))
+/// `.npy` / `.npz` / `.safetensors` files, with the configured keys and task.
+fn load_tensors(path: &Path, config: &DataConfig) -> Result<Loaded> {
+    tensors::load_tensors(path, config.x_key(), config.y_key(), config.task)
 }
 
-/// An `ImageFolder` directory: `image_folder::load` plugs in here.
-fn load_image_folder(path: &Path, _config: &DataConfig) -> Result<Loaded> {
-    Err(Error::setting(
-        Scope::Data,
-        "source",
-        path.display(),
-        "image folders are not readable by this build yet",
-    ))
+/// An `ImageFolder` directory, at the configured size and channels.
+fn load_image_folder(path: &Path, config: &DataConfig) -> Result<Loaded> {
+    let size = config.image_size.map(|s| (s.height, s.width));
+    image_folder::load_image_folder(path, size, config.channels)
 }
 
 /// Splits what a loader returned as `config` says, and standardises table rows with the

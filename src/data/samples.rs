@@ -201,3 +201,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+impl Samples {
+    /// The image bytes and class labels (as bytes) of a built-in dataset's split, for tests
+    /// that rebuild the same images in other file formats.
+    pub(crate) fn pixels_and_labels(&self) -> (Vec<u8>, Vec<u8>) {
+        let px = match &self.x {
+            Inputs::Pixels(p) => p.clone(),
+            Inputs::Values(_) => panic!("not an image split"),
+        };
+        let labels = match &self.y {
+            Targets::Classes(c) => c.iter().map(|&c| c as u8).collect(),
+            Targets::Values { .. } => panic!("not a classification split"),
+        };
+        (px, labels)
+    }
+}
