@@ -96,6 +96,8 @@ fn main() -> anyhow::Result<()> {
             optimizer: OptimizerConfig::from_parts(opt, 0.0, false, None, (0.9, 0.999), 1e-8)?,
             seed: 0,
             batch_size: 64,
+            loss: None,
+            init_from: None,
         };
         let rt = RangeTest {
             setup: setup.clone(),
@@ -208,7 +210,12 @@ fn train_acc_seed(
     };
     let mut run = Run::new(cfg, data.clone(), dev)?;
     match run.train(&mut ()) {
-        Ok(_) => Ok(run.state.history.last().map_or(0.0, |m| m.val_accuracy)),
+        Ok(_) => Ok(run
+            .state
+            .history
+            .last()
+            .and_then(|m| m.val_accuracy)
+            .unwrap_or(0.0)),
         Err(_) => Ok(0.1), // diverged: chance level
     }
 }

@@ -9,6 +9,7 @@ use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData, DeviceSplit};
 use crate::error::{Error, Result, Scope};
 use crate::finder::{Checkpoint, TrainStep};
+use crate::loss::{LossConfig, Metrics, Scores};
 use crate::model::{Mode, Model};
 use crate::optim::AnyOptimizer;
 
@@ -41,6 +42,8 @@ pub struct Learner {
     order: BatchOrder,
     accumulate: usize,
     val: Option<Batch>,
+    /// What it minimises, and how batches are scored.
+    loss: LossConfig,
     /// Training forward passes so far (one per micro-batch): picks the dropout masks.
     passes: u64,
 }
@@ -88,27 +91,10 @@ pub fn check_batching(batch_size: usize, accumulate: usize) -> Result<()> {
     Ok(())
 }
 
-/// Mean cross-entropy of `logits` against class indices `y`.
-pub fn loss(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
-    Ok(candle_nn::loss::cross_entropy(logits, y)?)
-}
-
-/// Cross-entropy of `logits` against class indices `y`, summed and divided by `denom`, and
-/// its gradient: loss = -Σ log_softmax(z)[y] / denom, dL/dz = (softmax(z) - onehot(y)) / denom.
-/// A shard of a larger batch passes the whole batch's size, so shard results just add up.
-fn cross_entropy_grad(logits: &Tensor, y: &Tensor, denom: usize) -> Result<(f64, Tensor)> {
-    let classes = logits.dim(1)?;
-    let lsm = candle_nn::ops::log_softmax(logits, 1)?;
-    let eye = Tensor::eye(classes, candle_core::DType::F32, logits.device())?;
-    let onehot = eye.index_select(y, 0)?;
-    let loss = (lsm.mul(&onehot)?.sum_all()? * (-1.0 / denom.max(1) as f64))?;
-    let dz = ((lsm.exp()? - &onehot)? * (1.0 / denom.max(1) as f64))?;
-    Ok((loss.to_scalar::<f32>()? as f64, dz))
-}
-
-/// Cross-entropy and its gradients for `b` (rows `first_row…` of a batch of `denom` rows).
-fn cross_entropy_grads(
+/// The loss of `b` (rows `first_row…` of a batch of `denom` rows) and its gradients.
+fn loss_grads(
     model: &Model,
+    loss: &LossConfig,
     b: &Batch,
     denom: usize,
     pass: u64,
@@ -118,7 +104,7 @@ fn cross_entropy_grads(
         step: pass,
         first_row,
     };
-    model.loss_and_grads(&b.x, mode, |out| cross_entropy_grad(out, &b.y, denom))
+    model.loss_and_grads(&b.x, mode, |out| loss.value_and_grad(out, &b.y, denom))
 }
 
 impl Learner {
@@ -161,6 +147,7 @@ impl Learner {
                 Some(data.val.gather(&idx)?)
             }
         };
+        let task = data.task().clone();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -178,7 +165,35 @@ impl Learner {
             accumulate,
             val,
             passes: 0,
+            loss: LossConfig::default_for(&task),
         })
+    }
+
+    /// Trains and scores with `loss` instead of the task's default (cross-entropy for
+    /// classes, MSE for values). The model must have the outputs the loss needs.
+    pub fn with_loss(mut self, loss: LossConfig) -> Result<Self> {
+        loss.validate()?;
+        let task = self.data.task();
+        loss.check_task(task)?;
+        let want = loss.outputs(task);
+        if self.model.outputs() != want {
+            return Err(Error::setting(
+                Scope::Loss,
+                "loss",
+                loss.name(),
+                format!(
+                    "needs a model with {want} outputs, this one has {}",
+                    self.model.outputs()
+                ),
+            ));
+        }
+        self.loss = loss;
+        Ok(self)
+    }
+
+    /// The loss it trains and scores with.
+    pub fn loss(&self) -> &LossConfig {
+        &self.loss
     }
 
     /// Sets the number of training passes already made (a resumed run continues the count,
@@ -223,12 +238,12 @@ impl Learner {
         let mut sum: Option<Vec<Tensor>> = None;
         for _ in 0..k {
             let b = next(self)?;
-            let model = &self.model;
+            let (model, loss) = (&self.model, &self.loss);
             let pass = self.passes;
             self.passes += 1;
             let (l, g) = self
                 .pool
-                .install(|| sharded_loss_and_grads(model, &b, threads, pass))?;
+                .install(|| sharded_loss_and_grads(model, loss, &b, threads, pass))?;
             loss_sum += l;
             sum = Some(match sum {
                 None => g,
@@ -250,15 +265,15 @@ impl Learner {
         Ok(loss)
     }
 
-    /// Mean loss and accuracy over the validation split's first `n` samples, in batches of
+    /// Loss and metrics over the validation split's first `n` samples, in batches of
     /// `batch`.
-    pub fn evaluate(&self, n: usize, batch: usize) -> Result<(f64, f64)> {
+    pub fn evaluate(&self, n: usize, batch: usize) -> Result<Metrics> {
         self.evaluate_split(&self.data.val, n, batch)
     }
 
-    /// Mean loss and accuracy over the whole test split, in batches of `batch` (None without
-    /// a test split). Only reported: nothing is chosen on it.
-    pub fn evaluate_test(&self, batch: usize) -> Result<Option<(f64, f64)>> {
+    /// Loss and metrics over the whole test split, in batches of `batch` (None without a
+    /// test split). Only reported: nothing is chosen on it.
+    pub fn evaluate_test(&self, batch: usize) -> Result<Option<Metrics>> {
         self.data
             .test
             .as_ref()
@@ -266,64 +281,36 @@ impl Learner {
             .transpose()
     }
 
-    /// Mean loss and accuracy over the first `n` samples of `split`, in batches of `batch`.
-    pub fn evaluate_split(
-        &self,
-        split: &DeviceSplit,
-        n: usize,
-        batch: usize,
-    ) -> Result<(f64, f64)> {
+    /// Loss and metrics over the first `n` samples of `split`, in batches of `batch`.
+    pub fn evaluate_split(&self, split: &DeviceSplit, n: usize, batch: usize) -> Result<Metrics> {
         let n = n.min(split.len());
         let batch = batch.max(1);
-        let (mut loss_sum, mut correct) = (0.0f64, 0u64);
+        let mut sums = Scores::default();
         let mut start = 0;
         while start < n {
             let len = batch.min(n - start);
-            let b = split.range(start, len)?;
-            let (l, c) = self.score(&b)?;
-            loss_sum += l * len as f64;
-            correct += c;
+            sums += self.score(&split.range(start, len)?)?;
             start += len;
         }
-        Ok((loss_sum / n.max(1) as f64, correct as f64 / n.max(1) as f64))
+        Ok(sums.metrics(&self.loss))
     }
 
-    /// (mean loss, number correct) on one batch, without keeping a graph.
-    pub fn score(&self, b: &Batch) -> Result<(f64, u64)> {
+    /// The loss and metric sums of one batch, in evaluation mode, without keeping a graph.
+    pub fn score(&self, b: &Batch) -> Result<Scores> {
         let threads = self.pool.current_num_threads();
-        let model = &self.model;
+        let (model, loss) = (&self.model, &self.loss);
         self.pool.install(|| {
             let parts = shards(b, threads)?;
-            let scored: Vec<Result<(f64, u64, usize)>> = parts
+            let scored: Vec<Result<Scores>> = parts
                 .par_iter()
-                .map(|(p, n, _)| {
-                    let (l, c) = score_one(model, p)?;
-                    Ok((l, c, *n))
-                })
+                .map(|(p, _, _)| loss.score(&model.forward(&p.x)?.detach(), &p.y))
                 .collect();
-            let (mut loss, mut correct, mut total) = (0.0, 0u64, 0usize);
-            for r in scored {
-                let (l, c, n) = r?;
-                loss += l * n as f64;
-                correct += c;
-                total += n;
+            let mut sums = Scores::default();
+            for s in scored {
+                sums += s?;
             }
-            Ok((loss / total.max(1) as f64, correct))
+            Ok(sums)
         })
-    }
-}
-
-fn score_one(model: &Model, b: &Batch) -> Result<(f64, u64)> {
-    {
-        let logits = model.forward(&b.x)?.detach();
-        let l = loss(&logits, &b.y)?.to_scalar::<f32>()? as f64;
-        let pred = logits.argmax(1)?;
-        let c = pred
-            .eq(&b.y)?
-            .to_dtype(candle_core::DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()?;
-        Ok((l, c as u64))
     }
 }
 
@@ -363,6 +350,7 @@ fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
 /// (in one piece when the model normalises over the batch).
 fn sharded_loss_and_grads(
     model: &Model,
+    loss: &LossConfig,
     b: &Batch,
     threads: usize,
     pass: u64,
@@ -375,11 +363,11 @@ fn sharded_loss_and_grads(
     let parts = shards(b, threads)?;
     let rows: usize = parts.iter().map(|p| p.1).sum();
     if parts.len() == 1 {
-        return cross_entropy_grads(model, b, rows, pass, 0);
+        return loss_grads(model, loss, b, rows, pass, 0);
     }
     let results: Vec<Result<(f64, Vec<Tensor>)>> = parts
         .par_iter()
-        .map(|(p, _, start)| cross_entropy_grads(model, p, rows, pass, *start))
+        .map(|(p, _, start)| loss_grads(model, loss, p, rows, pass, *start))
         .collect();
     let mut loss = 0.0;
     let mut sum: Option<Vec<Tensor>> = None;
@@ -408,7 +396,7 @@ impl TrainStep for Learner {
         let train_loss = r?;
         match &self.val {
             None => Ok(train_loss),
-            Some(v) => Ok(self.score(v)?.0),
+            Some(v) => Ok(self.score(v)?.metrics(&self.loss).loss),
         }
     }
 }
@@ -523,12 +511,16 @@ mod tests {
     #[test]
     fn evaluate_scores_validation_and_evaluate_test_the_test_split() {
         let l = learner("sgd");
-        let (vl, va) = l.evaluate(usize::MAX, 64).unwrap();
-        let (vl1, va1) = l.score(&l.data.val_range(0, 200).unwrap()).unwrap();
+        let m = l.evaluate(usize::MAX, 64).unwrap();
+        let (vl, va) = (m.loss, m.accuracy.unwrap());
+        let s = l.score(&l.data.val_range(0, 200).unwrap()).unwrap();
+        let (vl1, va1) = (s.loss_sum / 200.0, s.correct);
         assert!((vl - vl1).abs() < 1e-5, "{vl} {vl1}");
         assert_eq!(va, va1 as f64 / 200.0);
-        let (tl, ta) = l.evaluate_test(128).unwrap().unwrap();
-        let (tl1, ta1) = l.score(&l.data.test_range(0, 500).unwrap()).unwrap();
+        let m = l.evaluate_test(128).unwrap().unwrap();
+        let (tl, ta) = (m.loss, m.accuracy.unwrap());
+        let s = l.score(&l.data.test_range(0, 500).unwrap()).unwrap();
+        let (tl1, ta1) = (s.loss_sum / 500.0, s.correct);
         assert!((tl - tl1).abs() < 1e-5, "{tl} {tl1}");
         assert_eq!(ta, ta1 as f64 / 500.0);
         assert_ne!(vl.to_bits(), tl.to_bits(), "two different splits");
@@ -602,10 +594,11 @@ mod tests {
             let l = learner_with("sgd", &model);
             let idx: Vec<u32> = (0..64).collect();
             let b = l.data.train_batch(&idx).unwrap();
-            let (whole_loss, whole) = cross_entropy_grads(&l.model, &b, 64, 5, 0).unwrap();
+            let ce = LossConfig::default();
+            let (whole_loss, whole) = loss_grads(&l.model, &ce, &b, 64, 5, 0).unwrap();
             let (loss, sharded) = l
                 .pool
-                .install(|| sharded_loss_and_grads(&l.model, &b, 2, 5))
+                .install(|| sharded_loss_and_grads(&l.model, &ce, &b, 2, 5))
                 .unwrap();
             assert!((loss - whole_loss).abs() < 1e-6, "{model:?}");
             let max_diff = |a: &[Tensor], b: &[Tensor]| {
@@ -626,7 +619,7 @@ mod tests {
             assert!(max_diff(&sharded, &whole) < 1e-6, "{model:?}");
             if model != (ModelConfig::Mlp { hidden: vec![32] }) {
                 // Another pass draws other dropout masks.
-                let (_, other) = cross_entropy_grads(&l.model, &b, 64, 6, 0).unwrap();
+                let (_, other) = loss_grads(&l.model, &ce, &b, 64, 6, 0).unwrap();
                 assert!(max_diff(&other, &whole) > 1e-4, "{model:?}");
             }
         }

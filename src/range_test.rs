@@ -2,15 +2,17 @@
 //! (For your own model, call [`crate::finder::find_lr`] with a [`crate::finder::TrainStep`].)
 
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData};
+use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData, Task};
 use crate::device::{describe, DeviceSpec};
 use crate::error::Result;
 use crate::finder::{self, Rule, StepEvent, SweepConfig};
 use crate::learner::{Learner, StepLoss};
+use crate::loss::LossConfig;
 use crate::model::{Model, ModelConfig};
 use crate::optim::OptimizerConfig;
 use crate::report::{RangeTestReport, RunSettings, Timings};
@@ -28,6 +30,12 @@ pub struct Setup {
     pub seed: u64,
     /// Samples per batch.
     pub batch_size: usize,
+    /// The loss (None: cross-entropy for classes, MSE for values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossConfig>,
+    /// Pretrained weights (safetensors) to start from instead of the seeded init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Setup {
@@ -41,15 +49,51 @@ impl Setup {
         DeviceData::new(self.load_data()?, device)
     }
 
-    /// The model for this seed; its weights depend on the seed alone.
+    /// The loss for `task`: the one set, checked against the task, or the task's default.
+    pub fn loss_for(&self, task: &Task) -> Result<LossConfig> {
+        let loss = self.loss.unwrap_or_else(|| LossConfig::default_for(task));
+        loss.validate()?;
+        loss.check_task(task)?;
+        Ok(loss)
+    }
+
+    /// The model for this seed, with the outputs the loss needs; its weights depend on the
+    /// seed alone, or come from `init_from`.
     pub fn model(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Model> {
-        Model::new(
+        let loss = self.loss_for(data.task())?;
+        let model = Model::new(
             &self.model,
             data.input(),
-            data.task().outputs(),
+            loss.outputs(data.task()),
             self.seed,
             device,
-        )
+        )?;
+        if let Some(path) = &self.init_from {
+            model.init_from(path)?;
+        }
+        Ok(model)
+    }
+
+    /// A learner for this setup: its model, `optimizer`, the data, and the loss.
+    pub fn learner(
+        &self,
+        model: Model,
+        optimizer: crate::optim::AnyOptimizer,
+        data: &DeviceData,
+        accumulate: usize,
+        step_loss: StepLoss,
+    ) -> Result<Learner> {
+        let loss = self.loss_for(data.task())?;
+        Learner::new(
+            model,
+            optimizer,
+            data.clone(),
+            self.batch_size,
+            accumulate,
+            step_loss,
+            self.order_seed(),
+        )?
+        .with_loss(loss)
     }
 
     /// The data order gets its own stream, so seeds vary order and weights independently.
@@ -93,15 +137,8 @@ impl RangeTest {
             .setup
             .optimizer
             .build(model.vars(), self.sweep.min_lr)?;
-        Learner::new(
-            model,
-            optimizer,
-            data.clone(),
-            self.setup.batch_size,
-            self.accumulate,
-            self.step_loss,
-            self.setup.order_seed(),
-        )
+        self.setup
+            .learner(model, optimizer, data, self.accumulate, self.step_loss)
     }
 
     /// The report's description of this run on `data` (the device is filled in by whoever
@@ -117,6 +154,8 @@ impl RangeTest {
             batch_size: self.setup.batch_size,
             accumulate: self.accumulate,
             step_loss: self.step_loss,
+            loss: self.setup.loss_for(&data.task).ok(),
+            init_from: self.setup.init_from.clone(),
         }
     }
 

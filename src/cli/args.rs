@@ -11,6 +11,7 @@ use lrfind::device::DeviceSpec;
 use super::invalid;
 use lrfind::finder::{LadderMode, Rule, SweepConfig, Window};
 use lrfind::learner::StepLoss;
+use lrfind::loss::LossConfig;
 use lrfind::model::ModelConfig;
 use lrfind::optim::OptimizerConfig;
 use lrfind::range_test::{RangeTest, Setup};
@@ -75,9 +76,42 @@ pub struct SetupArgs {
     /// split's mean and standard deviation)
     #[arg(long, help_heading = "Data")]
     pub no_standardize: bool,
-    /// Model: mlp, linear, cnn [default: mlp]
-    #[arg(long, value_name = "KIND", help_heading = "Model")]
+    /// Model: a preset (mlp, linear, cnn, lenet) or a layer list in PyTorch's words, sizes
+    /// inferred, e.g. 'Conv2d(32, 3, padding=1), ReLU, MaxPool2d(2), Flatten, Linear(128), ReLU,
+    /// Dropout(0.25), Linear' (the last Linear gets the number of classes) [default: mlp]
+    #[arg(
+        long,
+        value_name = "PRESET|LAYERS",
+        help_heading = "Model",
+        conflicts_with = "model_file"
+    )]
     pub model: Option<String>,
+    /// The model as JSON: an array of layers ({"type": "Conv2d", "out_channels": 32, "kernel_size": 3}, …)
+    #[arg(long, value_name = "FILE", help_heading = "Model")]
+    pub model_file: Option<PathBuf>,
+    /// Start from these weights (safetensors; names as PyTorch's nn.Sequential state_dict: 0.weight, …)
+    #[arg(long, value_name = "FILE", help_heading = "Model")]
+    pub init_from: Option<PathBuf>,
+    /// Loss: cross-entropy, bce (two classes, one logit), mse, l1, huber [default: cross-entropy
+    /// for classes, mse for values]
+    #[arg(long, value_name = "LOSS", help_heading = "Model")]
+    pub loss: Option<String>,
+    /// Cross-entropy label smoothing, in [0, 1) [default: 0]
+    #[arg(
+        long,
+        value_name = "F",
+        help_heading = "Model",
+        allow_hyphen_values = true
+    )]
+    pub label_smoothing: Option<f64>,
+    /// Huber loss: where quadratic turns linear [default: 1]
+    #[arg(
+        long,
+        value_name = "D",
+        help_heading = "Model",
+        allow_hyphen_values = true
+    )]
+    pub huber_delta: Option<f64>,
     /// Hidden layer widths of the MLP [default: 256,128]
     #[arg(long, value_name = "W,W,…", help_heading = "Model")]
     pub hidden: Option<String>,
@@ -140,6 +174,18 @@ impl SetupArgs {
     /// Settings from these flags over `base` (a report's) or the defaults.
     pub fn resolve(&self, base: Option<&Setup>) -> Result<Setup> {
         let model = match (&self.model, &self.hidden, base) {
+            _ if self.model_file.is_some() => {
+                if self.hidden.is_some() {
+                    return Err(invalid(
+                        "--hidden: the model comes from --model-file, which has no hidden widths to set",
+                    ));
+                }
+                let path = self
+                    .model_file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""));
+                ModelConfig::from_file(path)?
+            }
             (None, None, Some(b)) => b.model.clone(),
             (kind, hidden, _) => {
                 let base_kind = base.map(|b| match b.model {
@@ -164,7 +210,27 @@ impl SetupArgs {
             optimizer: self.optimizer(base.map(|b| &b.optimizer))?,
             seed: self.seed.or(base.map(|b| b.seed)).unwrap_or(0),
             batch_size: self.batch_size.or(base.map(|b| b.batch_size)).unwrap_or(64),
+            loss: self.loss_config(base.and_then(|b| b.loss))?,
+            init_from: self
+                .init_from
+                .as_deref()
+                .map(absolute)
+                .or_else(|| base.and_then(|b| b.init_from.clone())),
         })
+    }
+
+    /// `--loss` with its settings, over the report's loss; None leaves it to the task.
+    fn loss_config(&self, base: Option<LossConfig>) -> Result<Option<LossConfig>> {
+        let (smoothing, delta) = (self.label_smoothing, self.huber_delta);
+        let name = match (&self.loss, base) {
+            (Some(name), _) => name.clone(),
+            (None, Some(b)) if smoothing.is_none() && delta.is_none() => return Ok(Some(b)),
+            (None, Some(b)) => b.name().to_string(),
+            (None, None) if smoothing.is_some() => "cross-entropy".into(),
+            (None, None) if delta.is_some() => "huber".into(),
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(LossConfig::parse(&name, smoothing, delta)?))
     }
 
     /// The `--data` source, with its path absolute.

@@ -15,6 +15,8 @@ fn flag(scope: Scope, field: &str) -> String {
         (Scope::Sweep, "max_lr") => "max",
         (Scope::Optimizer, "kind") => "optimizer",
         (Scope::Model, "kind") => "model",
+        (Scope::Model, "layers") => "model",
+        (Scope::Loss, "delta") => "huber-delta",
         (Scope::Data, "source") => "data",
         (Scope::Data, "standardize") => "no-standardize",
         (Scope::Batching, "step_loss") => "val-loss",

@@ -172,6 +172,8 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             optimizer: report.settings.optimizer.clone(),
             seed: report.settings.seed,
             batch_size: report.settings.batch_size,
+            loss: report.settings.loss,
+            init_from: report.settings.init_from.clone(),
         };
         let source = LrSource::Suggested {
             report: args.report.display().to_string(),
@@ -267,12 +269,12 @@ impl Observer for Console {
         self.dir.epoch_end(run, m, improved)?;
         self.epochs_bar.inc(1);
         let line = format!(
-            "epoch {}/{}: train loss {:.4}, val loss {:.4}, val acc {:.2}%, lr {:.3e}{}, {:.1} s\n",
+            "epoch {}/{}: train loss {:.4}, val loss {:.4}, {}, lr {:.3e}{}, {:.1} s\n",
             m.epoch,
             self.total_epochs,
             m.train_loss,
             m.val_loss,
-            m.val_accuracy * 100.0,
+            val_metrics(m.val_accuracy, m.val_rmse, m.val_mae),
             m.lr,
             if (m.lr_end - m.lr).abs() > 1e-15 * m.lr.abs() {
                 format!(" → {:.3e}", m.lr_end)
@@ -442,12 +444,22 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
             }
             if let Some(m) = s.history.last() {
                 human.say(&format!(
-                    "final: val acc {}, val loss {:.4}; best val loss {:.4} at epoch {}; files in {}\n",
-                    out::paint(out::GOOD, format!("{:.2}%", m.val_accuracy * 100.0)),
+                    "final: {}, val loss {:.4}; best val loss {:.4} at epoch {}; files in {}\n",
+                    out::paint(
+                        out::GOOD,
+                        val_metrics(m.val_accuracy, m.val_rmse, m.val_mae)
+                    ),
                     m.val_loss,
                     s.best_val_loss.unwrap_or(f64::NAN),
                     s.best_epoch.unwrap_or(0),
                     dir.path.display()
+                ))?;
+            }
+            if let Some(t) = &s.test {
+                human.say(&format!(
+                    "test (reported only, chose nothing): {}, loss {:.4}\n",
+                    metrics_text("test", t.accuracy, t.rmse, t.mae),
+                    t.loss
                 ))?;
             }
             Ok(EXIT_OK)
@@ -465,6 +477,19 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
     }
 }
 
+/// `val acc 97.10%` or `val rmse 0.41, val mae 0.30`.
+fn val_metrics(acc: Option<f64>, rmse: Option<f64>, mae: Option<f64>) -> String {
+    metrics_text("val", acc, rmse, mae)
+}
+
+fn metrics_text(split: &str, acc: Option<f64>, rmse: Option<f64>, mae: Option<f64>) -> String {
+    match (acc, rmse, mae) {
+        (Some(a), _, _) => format!("{split} acc {:.2}%", a * 100.0),
+        (None, Some(r), Some(m)) => format!("{split} rmse {r:.4}, {split} mae {m:.4}"),
+        _ => String::new(),
+    }
+}
+
 /// `--json`: the run's result, one object.
 fn result_json(run: &Run, dir: &RunDir, outcome: Outcome) -> serde_json::Value {
     let s = &run.state;
@@ -477,6 +502,7 @@ fn result_json(run: &Run, dir: &RunDir, outcome: Outcome) -> serde_json::Value {
         "best_val_loss": s.best_val_loss,
         "best_epoch": s.best_epoch,
         "final": s.history.last(),
+        "test": s.test,
         "history": s.history,
     })
 }

@@ -11,6 +11,16 @@ use super::scale::{finite_span, padded, Axis};
 use super::style::{self, Boxed, Mark, Panel, Series};
 use super::PlotError;
 
+/// The metric drawn under the losses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EvalMetric {
+    /// Classification accuracy, in [0, 1].
+    #[default]
+    Accuracy,
+    /// Root mean squared error (regression).
+    Rmse,
+}
+
 /// One training run, one entry per finished epoch (epoch `e` is drawn at x = e, the end of
 /// its training; the LR it trained with spans e - 1 to e).
 #[derive(Debug, Clone)]
@@ -21,8 +31,11 @@ pub struct CurvesPlot<'a> {
     pub train_loss: &'a [f64],
     /// Loss on the held-out split named by `eval_split`.
     pub eval_loss: &'a [f64],
-    /// Accuracy on that split, in [0, 1]; drawn as percent.
+    /// The split's metric per epoch, as `eval_metric` says: accuracy in [0, 1] (drawn as
+    /// percent) or RMSE.
     pub eval_accuracy: &'a [f64],
+    /// Which metric `eval_accuracy` holds.
+    pub eval_metric: EvalMetric,
     /// What the held-out split is, as the labels should say it: "test" when the evaluation
     /// data is the test set, "validation" for a split carved from the training data.
     pub eval_split: String,
@@ -116,12 +129,19 @@ fn draw<DB: DrawingBackend>(
         layout.panels.push(framed.finish()?);
     }
 
-    // Accuracy, in percent: one series, named by the axis.
-    let acc: Vec<f64> = p.eval_accuracy.iter().map(|a| a * 100.0).collect();
+    // Accuracy in percent, or RMSE: one series, named by the axis.
+    let percent = p.eval_metric == EvalMetric::Accuracy;
+    let scale = if percent { 100.0 } else { 1.0 };
+    let acc: Vec<f64> = p.eval_accuracy.iter().map(|a| a * scale).collect();
     if let Some((lo, hi)) = finite_span(acc.iter().copied()) {
         let (lo, hi) = padded(lo, hi, 0.15);
-        let y = Axis::linear(lo.max(0.0), hi.min(100.0).max(lo + 0.1));
-        let desc = format!("{split} accuracy (%)");
+        let top = if percent { hi.min(100.0) } else { hi };
+        let y = Axis::linear(lo.max(0.0), top.max(lo + 0.1 * scale / 100.0));
+        let desc = if percent {
+            format!("{split} accuracy (%)")
+        } else {
+            format!("{split} RMSE")
+        };
         let framed = style::framed(
             &panels[1],
             &Panel {
@@ -210,6 +230,7 @@ mod tests {
             train_loss: &[0.5, 0.2, 0.1],
             eval_loss: &[0.3, 0.2, 0.15],
             eval_accuracy: &[0.9, 0.95, 0.97],
+            eval_metric: EvalMetric::Accuracy,
             eval_split: "test".into(),
             lr,
             step_lr,
@@ -253,6 +274,7 @@ mod tests {
             train_loss: &[0.5],
             eval_loss: &[f64::NAN],
             eval_accuracy: &[0.9],
+            eval_metric: EvalMetric::Accuracy,
             eval_split: "test".into(),
             lr: &[0.1],
             step_lr: &[],
@@ -265,6 +287,7 @@ mod tests {
             train_loss: &[],
             eval_loss: &[],
             eval_accuracy: &[],
+            eval_metric: EvalMetric::Accuracy,
             eval_split: String::new(),
             lr: &[],
             step_lr: &[],

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 #[cfg(feature = "plot")]
 pub use check::{check, check_svg, CheckCurve, CheckPlot};
 #[cfg(feature = "plot")]
-pub use curves::{curves, curves_svg, CurvesPlot};
+pub use curves::{curves, curves_svg, CurvesPlot, EvalMetric};
 #[cfg(feature = "plot")]
 pub use range_test::{range_test, range_test_svg, RangeTestPlot};
 #[cfg(feature = "plot")]

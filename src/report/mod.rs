@@ -37,6 +37,12 @@ pub struct RunSettings {
     pub accumulate: usize,
     /// How each step was scored.
     pub step_loss: StepLoss,
+    /// The loss minimised (absent in reports from before losses were chosen: cross-entropy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<crate::loss::LossConfig>,
+    /// The pretrained weights the model started from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 /// What a report says about a run on your own model: your words.

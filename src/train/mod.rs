@@ -180,8 +180,15 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Mean loss on the validation split.
     pub val_loss: f64,
-    /// Fraction of the validation split classified correctly, in [0, 1].
-    pub val_accuracy: f64,
+    /// Fraction of the validation split classified correctly, in [0, 1] (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    /// Root mean squared error on the validation split (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_rmse: Option<f64>,
+    /// Mean absolute error on the validation split (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_mae: Option<f64>,
     /// LR at the epoch's first and last optimizer step.
     pub lr: f64,
     /// LR at the epoch's last optimizer step.
@@ -217,6 +224,11 @@ pub struct TrainState {
     /// [`TrainConfig::digest`] of the run this state belongs to (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<String>,
+    /// The test split's loss and metrics on the weights the run ended with (after its
+    /// last epoch or early stop), when the data has a test split. Reported only: nothing
+    /// (early stopping, best checkpoint, ReduceLROnPlateau) ever looks at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<crate::loss::Metrics>,
 }
 
 impl TrainState {
@@ -309,15 +321,9 @@ impl Run {
         let model = config.setup.model(&data, device)?;
         let optimizer = config.setup.optimizer.build(model.vars(), config.lr)?;
         let batches = batches_per_epoch(data.train_len(), config.setup.batch_size);
-        let learner = Learner::new(
-            model,
-            optimizer,
-            data,
-            config.setup.batch_size,
-            1,
-            StepLoss::TrainBatch,
-            config.setup.order_seed(),
-        )?;
+        let learner = config
+            .setup
+            .learner(model, optimizer, &data, 1, StepLoss::TrainBatch)?;
         let mut groups = config.param_groups();
         let scheduler = match config.scheduler_for(batches) {
             Some(s) => {
@@ -455,6 +461,12 @@ impl Run {
         t
     }
 
+    /// Scores the test split (if any) into `state.test`.
+    fn evaluate_test(&mut self) -> Result<()> {
+        self.state.test = self.learner.evaluate_test(self.config.eval_batch_size)?;
+        Ok(())
+    }
+
     /// Trains the remaining epochs.
     pub fn train(&mut self, observer: &mut dyn Observer) -> Result<Outcome> {
         let interval = self.config.interval();
@@ -506,9 +518,10 @@ impl Run {
                 }
                 .into());
             }
-            let (val_loss, val_accuracy) = self
+            let val = self
                 .learner
                 .evaluate(self.learner.data.val_len(), self.config.eval_batch_size)?;
+            let val_loss = val.loss;
             if interval == Interval::Epoch {
                 let needs = self.scheduler.as_ref().is_some_and(|s| s.needs_metric());
                 self.step_scheduler(needs.then_some(val_loss))?;
@@ -525,7 +538,9 @@ impl Run {
                 epoch: epoch + 1,
                 train_loss: loss_sum / seen.max(1) as f64,
                 val_loss,
-                val_accuracy,
+                val_accuracy: val.accuracy,
+                val_rmse: val.rmse,
+                val_mae: val.mae,
                 lr: lr_start,
                 lr_end,
                 momentum: self.learner.optimizer.momentum(),
@@ -541,9 +556,11 @@ impl Run {
                 .patience
                 .is_some_and(|p| self.state.epochs_without_improvement >= p)
             {
+                self.evaluate_test()?;
                 return Ok(Outcome::EarlyStopped);
             }
         }
+        self.evaluate_test()?;
         Ok(Outcome::Completed)
     }
 }
@@ -574,6 +591,8 @@ mod tests {
                     .unwrap(),
                 seed: 1,
                 batch_size: 500,
+                loss: None,
+                init_from: None,
             },
             device: "cpu".into(),
             lr: 0.1,

@@ -335,17 +335,22 @@ impl RunDir {
 
     fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
         let mut jsonl = String::new();
-        let mut csv =
-            String::from("epoch,train_loss,val_loss,val_accuracy,lr,lr_end,momentum,seconds\n");
+        let mut csv = String::from(
+            "epoch,train_loss,val_loss,val_accuracy,val_rmse,val_mae,lr,lr_end,momentum,seconds\n",
+        );
+        // An empty cell where the metric does not apply (accuracy for regression, …).
+        let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
         for m in history {
             jsonl.push_str(&serde_json::to_string(m).unwrap_or_default());
             jsonl.push('\n');
             csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{}\n",
                 m.epoch,
                 m.train_loss,
                 m.val_loss,
-                m.val_accuracy,
+                cell(m.val_accuracy),
+                cell(m.val_rmse),
+                cell(m.val_mae),
                 m.lr,
                 m.lr_end,
                 m.momentum,
@@ -364,14 +369,14 @@ impl RunDir {
 
     #[cfg(feature = "plot")]
     fn write_curves(&self, run: &Run) -> Result<()> {
-        use crate::plot::{self, CurvesPlot};
+        use crate::plot::{self, CurvesPlot, EvalMetric};
         let (config, history) = (&run.config, &run.state.history);
         let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<f64>>();
         let epochs: Vec<usize> = history.iter().map(|m| m.epoch).collect();
         let (tl, vl, va, lr) = (
             col(|m| m.train_loss),
             col(|m| m.val_loss),
-            col(|m| m.val_accuracy),
+            col(|m| m.val_accuracy.or(m.val_rmse).unwrap_or(f64::NAN)),
             col(|m| m.lr),
         );
         // Step j of n in epoch e sits at e - 1 + j / n on the epoch axis.
@@ -397,6 +402,11 @@ impl RunDir {
                 train_loss: &tl,
                 eval_loss: &vl,
                 eval_accuracy: &va,
+                eval_metric: if history.iter().any(|m| m.val_rmse.is_some()) {
+                    EvalMetric::Rmse
+                } else {
+                    EvalMetric::Accuracy
+                },
                 // Evaluation runs on the validation split (see `Run::train`).
                 eval_split: "validation".into(),
                 lr: &lr,
