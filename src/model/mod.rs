@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::ImageShape;
 use crate::error::{Error, Result, Scope};
 
+pub mod kernels;
+
 /// Which architecture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
