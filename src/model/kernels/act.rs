@@ -5,6 +5,41 @@
 //! layer's output where the derivative is a function of it (ReLU, Tanh, Sigmoid), its input
 //! otherwise ([`Activation::needs_input`]), so a caller keeps only one of them.
 
+/// Defines a function whose body is compiled twice: for the baseline target and with AVX2 +
+/// FMA, the latter chosen at run time when the CPU has them. The crate is built for plain
+/// x86-64, where the compiler leaves the activations' exp/erfc loops scalar; with AVX2 they
+/// run 2× faster (GELU: 4.6 → 2.2 ns a value). Only for those: the rest measured no faster
+/// or slower with AVX2 (in-place selects become masked stores, which are slow on AMD).
+/// gemm dispatches on its own.
+macro_rules! multiversion {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn multiversioned_body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    multiversioned_body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            multiversioned_body($($arg),*)
+        }
+    };
+}
+
+use super::math;
+
 /// An elementwise activation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
@@ -26,14 +61,16 @@ pub enum Activation {
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + math::exp(-x))
 }
 
 /// Φ(x) = ½·erfc(−x/√2): erfc keeps the relative precision in the lower tail, where
 /// `1 + erf` would cancel.
+#[inline(always)]
 fn phi(x: f32) -> f32 {
-    0.5 * libm::erfcf(-x * FRAC_1_SQRT_2)
+    0.5 * math::erfc(-x * FRAC_1_SQRT_2)
 }
 
 impl Activation {
@@ -45,6 +82,7 @@ impl Activation {
         )
     }
 
+    #[inline(always)]
     fn apply(self, x: f32) -> f32 {
         match self {
             // `x > 0` keeps PyTorch's choices at 0 and NaN (relu(NaN) = NaN).
@@ -64,12 +102,13 @@ impl Activation {
             }
             Activation::Gelu => x * phi(x),
             Activation::Silu => x * sigmoid(x),
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => math::tanh(x),
             Activation::Sigmoid => sigmoid(x),
         }
     }
 
     /// d activation / dx, from the input or the output as [`Activation::needs_input`] says.
+    #[inline(always)]
     fn derivative(self, saved: f32) -> f32 {
         match self {
             Activation::Relu => f32::from(u8::from(saved > 0.0)),
@@ -82,7 +121,7 @@ impl Activation {
             }
             Activation::Gelu => {
                 let x = saved;
-                phi(x) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+                phi(x) + x * FRAC_1_SQRT_2PI * math::exp(-0.5 * x * x)
             }
             Activation::Silu => {
                 let s = sigmoid(saved);
@@ -94,44 +133,123 @@ impl Activation {
     }
 }
 
+/// Runs `$body` with `$a` bound to `$act` as a constant variant, so every activation gets
+/// its own loop with the `match` folded away (and vectorised).
+macro_rules! per_variant {
+    ($act:expr, |$a:ident| $body:expr) => {
+        match $act {
+            Activation::Relu => {
+                let $a = Activation::Relu;
+                $body
+            }
+            Activation::LeakyRelu(slope) => {
+                let $a = Activation::LeakyRelu(slope);
+                $body
+            }
+            Activation::Gelu => {
+                let $a = Activation::Gelu;
+                $body
+            }
+            Activation::Silu => {
+                let $a = Activation::Silu;
+                $body
+            }
+            Activation::Tanh => {
+                let $a = Activation::Tanh;
+                $body
+            }
+            Activation::Sigmoid => {
+                let $a = Activation::Sigmoid;
+                $body
+            }
+        }
+    };
+}
+
+impl Activation {
+    /// Whether it calls exp or erfc: those loops get the AVX2 build.
+    fn transcendental(self) -> bool {
+        matches!(
+            self,
+            Activation::Gelu | Activation::Silu | Activation::Tanh | Activation::Sigmoid
+        )
+    }
+}
+
 /// `y = act(x)`.
 pub fn activation_forward(act: Activation, x: &[f32], y: &mut [f32]) {
-    match act {
-        // The common case as its own loop, which the compiler vectorises.
-        Activation::Relu => {
+    #[inline(always)]
+    fn body(act: Activation, x: &[f32], y: &mut [f32]) {
+        per_variant!(act, |a| {
             for (o, &v) in y.iter_mut().zip(x) {
-                *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
+                *o = a.apply(v);
             }
+        })
+    }
+    multiversion! {
+        fn fast(act: Activation, x: &[f32], y: &mut [f32]) {
+            body(act, x, y)
         }
-        _ => {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = act.apply(v);
-            }
-        }
+    }
+    if act.transcendental() {
+        fast(act, x, y)
+    } else {
+        body(act, x, y)
     }
 }
 
 /// `x = act(x)` in place (fine for the activations whose backward reads the output).
 pub fn activation_forward_in_place(act: Activation, x: &mut [f32]) {
-    for v in x {
-        *v = act.apply(*v);
+    #[inline(always)]
+    fn body(act: Activation, x: &mut [f32]) {
+        per_variant!(act, |a| {
+            for v in x.iter_mut() {
+                *v = a.apply(*v);
+            }
+        })
+    }
+    multiversion! {
+        fn fast(act: Activation, x: &mut [f32]) {
+            body(act, x)
+        }
+    }
+    if act.transcendental() {
+        fast(act, x)
+    } else {
+        body(act, x)
     }
 }
 
 /// `grad *= act'(x)` in place: the output gradient becomes the input gradient. `saved` is
 /// the layer's input when [`Activation::needs_input`], else its output.
 pub fn activation_backward(act: Activation, saved: &[f32], grad: &mut [f32]) {
-    match act {
-        Activation::Relu => {
-            for (g, &y) in grad.iter_mut().zip(saved) {
-                *g = if y > 0.0 { *g } else { 0.0 };
-            }
-        }
-        _ => {
+    #[inline(always)]
+    fn body(act: Activation, saved: &[f32], grad: &mut [f32]) {
+        per_variant!(act, |a| {
             for (g, &s) in grad.iter_mut().zip(saved) {
-                *g *= act.derivative(s);
+                // A select, not a product, for ReLU: 0·inf would be NaN.
+                *g = match a {
+                    Activation::Relu => {
+                        if s > 0.0 {
+                            *g
+                        } else {
+                            0.0
+                        }
+                    }
+                    _ => *g * a.derivative(s),
+                };
             }
+        })
+    }
+    multiversion! {
+        fn fast(act: Activation, saved: &[f32], grad: &mut [f32]) {
+            body(act, saved, grad)
         }
+    }
+    if act.transcendental() {
+        fast(act, saved, grad)
+    } else {
+        body(act, saved, grad)
     }
 }
 

@@ -15,8 +15,10 @@ pub mod act;
 pub mod conv;
 pub mod gemm;
 pub mod linear;
+mod math;
 pub mod norm;
 pub mod pool;
+mod reduce;
 
 pub use act::{
     activation_backward, activation_forward, activation_forward_in_place, dropout_backward,
@@ -28,7 +30,7 @@ pub use linear::{linear_backward, linear_forward, LinearGrads, LinearShape};
 pub use norm::{
     batch_norm_apply, batch_norm_backward, batch_norm_dx, batch_norm_eval, batch_norm_grad_sums,
     batch_norm_moments, batch_norm_stats, batch_norm_train, eval_scale, layer_norm_backward,
-    layer_norm_forward, BatchStats, NormGrads, NormShape, SampleStats,
+    layer_norm_forward, Affine, BatchStats, NormGrads, NormShape, SampleStats,
 };
 pub use pool::{
     adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, avg_pool2d_backward,

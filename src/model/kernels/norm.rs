@@ -12,6 +12,8 @@
 //! LayerNorm normalises each sample over all its values (`normalized_shape` = the sample's
 //! shape) with an elementwise affine of that shape.
 
+use super::reduce;
+
 /// Sizes of a batch-norm input `(batch, channels, spatial)`: `spatial` is `H·W` for
 /// `BatchNorm2d`, 1 for `BatchNorm1d` over `(N, C)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +52,22 @@ impl NormShape {
     }
 }
 
+/// A normalisation's elementwise affine: `y = x̂·weight + bias` (PyTorch's `weight` and
+/// `bias`, the papers' γ and β).
+#[derive(Debug, Clone, Copy)]
+pub struct Affine<'a> {
+    /// Scale, one per channel (batch norm) or per value of a sample (layer norm).
+    pub weight: &'a [f32],
+    /// Shift, likewise.
+    pub bias: &'a [f32],
+}
+
 /// A training batch's statistics per channel: what the backward needs, and the unbiased
 /// variance for the running statistics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchStats {
+    /// Values per channel they were computed over (the whole batch's, when sharded).
+    pub count: usize,
     /// Batch mean.
     pub mean: Vec<f32>,
     /// `1 / √(biased variance + eps)`.
@@ -68,12 +82,7 @@ pub struct BatchStats {
 pub fn batch_norm_moments(s: &NormShape, x: &[f32], acc: &mut [f64]) {
     let (sums, squares) = acc.split_at_mut(s.channels);
     for (c, run) in s.runs(x) {
-        let (mut a, mut b) = (0f64, 0f64);
-        for &v in run {
-            let v = f64::from(v);
-            a += v;
-            b += v * v;
-        }
+        let (a, b) = reduce::moments(run);
         sums[c] += a;
         squares[c] += b;
     }
@@ -84,6 +93,7 @@ pub fn batch_norm_moments(s: &NormShape, x: &[f32], acc: &mut [f64]) {
 pub fn batch_norm_stats(count: usize, acc: &[f64], eps: f64, stats: &mut BatchStats) {
     let c = acc.len() / 2;
     let n = count.max(1) as f64;
+    stats.count = count;
     stats.mean.clear();
     stats.invstd.clear();
     stats.var.clear();
@@ -97,19 +107,20 @@ pub fn batch_norm_stats(count: usize, acc: &[f64], eps: f64, stats: &mut BatchSt
     }
 }
 
-/// `y = (x − mean)·invstd·gamma + beta` per channel: phase two of the training forward, and
-/// the whole eval forward (with [`eval_scale`]'s running statistics).
+/// `y = (x − mean)·invstd·weight + bias` per channel: phase two of the training forward,
+/// and the whole eval forward (with the running mean and [`eval_scale`]).
 pub fn batch_norm_apply(
     s: &NormShape,
     x: &[f32],
-    (mean, invstd): (&[f32], &[f32]),
-    (gamma, beta): (&[f32], &[f32]),
+    mean: &[f32],
+    invstd: &[f32],
+    affine: Affine<'_>,
     y: &mut [f32],
 ) {
     let spatial = s.spatial.max(1);
     for ((c, run), out) in s.runs(x).zip(y.chunks_exact_mut(spatial)) {
-        let scale = invstd[c] * gamma[c];
-        let shift = beta[c] - mean[c] * scale;
+        let scale = invstd[c] * affine.weight[c];
+        let shift = affine.bias[c] - mean[c] * scale;
         for (o, &v) in out.iter_mut().zip(run) {
             *o = v * scale + shift;
         }
@@ -129,7 +140,7 @@ pub fn eval_scale(running_var: &[f32], eps: f64) -> Vec<f32> {
 pub fn batch_norm_train(
     s: &NormShape,
     x: &[f32],
-    (gamma, beta): (&[f32], &[f32]),
+    affine: Affine<'_>,
     eps: f64,
     y: &mut [f32],
     stats: &mut BatchStats,
@@ -137,25 +148,26 @@ pub fn batch_norm_train(
     let mut acc = vec![0f64; 2 * s.channels];
     batch_norm_moments(s, x, &mut acc);
     batch_norm_stats(s.count(), &acc, eps, stats);
-    batch_norm_apply(s, x, (&stats.mean, &stats.invstd), (gamma, beta), y);
+    batch_norm_apply(s, x, &stats.mean, &stats.invstd, affine, y);
 }
 
 /// Eval forward: normalised by the running statistics.
 pub fn batch_norm_eval(
     s: &NormShape,
     x: &[f32],
-    (running_mean, running_var): (&[f32], &[f32]),
-    (gamma, beta): (&[f32], &[f32]),
+    running_mean: &[f32],
+    running_var: &[f32],
+    affine: Affine<'_>,
     eps: f64,
     y: &mut [f32],
 ) {
     let invstd = eval_scale(running_var, eps);
-    batch_norm_apply(s, x, (running_mean, &invstd), (gamma, beta), y);
+    batch_norm_apply(s, x, running_mean, &invstd, affine, y);
 }
 
 /// Adds each channel's `Σ dy` and `Σ dy·x̂` (`x̂ = (x − mean)·invstd`) to `acc`
 /// (`[Σ dy (C) | Σ dy·x̂ (C)]`): phase one of a sharded backward. Once summed over the
-/// shards these are `dbeta` and `dgamma`.
+/// shards these are `dbias` and `dweight`.
 pub fn batch_norm_grad_sums(
     s: &NormShape,
     x: &[f32],
@@ -164,37 +176,34 @@ pub fn batch_norm_grad_sums(
     acc: &mut [f64],
 ) {
     let spatial = s.spatial.max(1);
-    let (dbeta, dgamma) = acc.split_at_mut(s.channels);
+    let (dbias, dweight) = acc.split_at_mut(s.channels);
     for ((c, run), g) in s.runs(x).zip(dy.chunks_exact(spatial)) {
-        let mean = stats.mean[c];
-        let (mut a, mut b) = (0f32, 0f32);
-        for (&v, &d) in run.iter().zip(g) {
-            a += d;
-            b += d * (v - mean);
-        }
-        dbeta[c] += f64::from(a);
-        dgamma[c] += f64::from(b) * f64::from(stats.invstd[c]);
+        let (a, b) = reduce::sum_and_centred_dot(g, run, stats.mean[c]);
+        dbias[c] += f64::from(a);
+        dweight[c] += f64::from(b) * f64::from(stats.invstd[c]);
     }
 }
 
-/// Input gradient from the summed `[Σ dy | Σ dy·x̂]` of the whole batch (`count` values per
-/// channel): `dx = gamma·invstd·(dy − Σdy/n − x̂·Σdy·x̂/n)`. Phase two of the backward.
+/// Input gradient from the whole batch's summed `[Σ dy | Σ dy·x̂]` ([`batch_norm_grad_sums`]):
+/// `dx = weight·invstd·(dy − Σdy/n − x̂·Σdy·x̂/n)`, `n = stats.count`. Phase two of the
+/// backward.
 pub fn batch_norm_dx(
     s: &NormShape,
     x: &[f32],
     dy: &[f32],
-    gamma: &[f32],
-    (stats, count, sums): (&BatchStats, usize, &[f64]),
+    weight: &[f32],
+    stats: &BatchStats,
+    sums: &[f64],
     dx: &mut [f32],
 ) {
     let spatial = s.spatial.max(1);
-    let n = count.max(1) as f64;
+    let n = stats.count.max(1) as f64;
     let c_n = s.channels;
     // Per channel: dx = a·dy + b·(x − mean) + k, with x̂ = (x − mean)·invstd folded in.
     let coef: Vec<(f32, f32, f32, f32)> = (0..c_n)
         .map(|c| {
             let inv = f64::from(stats.invstd[c]);
-            let a = f64::from(gamma[c]) * inv;
+            let a = f64::from(weight[c]) * inv;
             let b = -a * inv * sums[c_n + c] / n;
             let k = -a * sums[c] / n;
             (a as f32, b as f32, k as f32, stats.mean[c])
@@ -214,10 +223,10 @@ pub fn batch_norm_dx(
 pub struct NormGrads<'a> {
     /// Input gradient; `None` when nothing upstream needs it.
     pub dx: Option<&'a mut [f32]>,
-    /// Gradient of the scale (weight).
-    pub dgamma: &'a mut [f32],
-    /// Gradient of the shift (bias).
-    pub dbeta: &'a mut [f32],
+    /// Gradient of the affine's weight.
+    pub dweight: &'a mut [f32],
+    /// Gradient of the affine's bias.
+    pub dbias: &'a mut [f32],
 }
 
 /// Training backward of one whole batch, with the statistics its forward saved.
@@ -225,20 +234,20 @@ pub fn batch_norm_backward(
     s: &NormShape,
     x: &[f32],
     dy: &[f32],
-    gamma: &[f32],
+    weight: &[f32],
     stats: &BatchStats,
     grads: NormGrads<'_>,
 ) {
     let mut acc = vec![0f64; 2 * s.channels];
     batch_norm_grad_sums(s, x, dy, stats, &mut acc);
-    for (d, &a) in grads.dbeta.iter_mut().zip(&acc[..s.channels]) {
+    for (d, &a) in grads.dbias.iter_mut().zip(&acc[..s.channels]) {
         *d = a as f32;
     }
-    for (d, &a) in grads.dgamma.iter_mut().zip(&acc[s.channels..]) {
+    for (d, &a) in grads.dweight.iter_mut().zip(&acc[s.channels..]) {
         *d = a as f32;
     }
     if let Some(dx) = grads.dx {
-        batch_norm_dx(s, x, dy, gamma, (stats, s.count(), &acc), dx);
+        batch_norm_dx(s, x, dy, weight, stats, &acc, dx);
     }
 }
 
@@ -252,11 +261,11 @@ pub struct SampleStats {
 }
 
 /// Layer norm over `batch` samples of `features` values each (`x` is `batch × features`):
-/// `y = x̂·gamma + beta`, `gamma` and `beta` of length `features`.
+/// `y = x̂·weight + bias`, the affine's two of length `features`.
 pub fn layer_norm_forward(
     x: &[f32],
     features: usize,
-    (gamma, beta): (&[f32], &[f32]),
+    affine: Affine<'_>,
     eps: f64,
     y: &mut [f32],
     stats: &mut SampleStats,
@@ -266,15 +275,14 @@ pub fn layer_norm_forward(
     let f = features.max(1);
     for (row, out) in x.chunks_exact(f).zip(y.chunks_exact_mut(f)) {
         let n = row.len() as f64;
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = row
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
+        // One pass in f64 (x² summed in f64 loses nothing to cancellation at f32 inputs).
+        let (sum, squares) = reduce::moments(row);
+        let mean = sum / n;
+        let var = (squares / n - mean * mean).max(0.0);
         let inv = 1.0 / (var + eps).sqrt();
         let (mean, inv) = (mean as f32, inv as f32);
-        for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
+        let (weight, bias) = (affine.weight, affine.bias);
+        for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(weight).zip(bias) {
             *o = (v - mean) * inv * g + b;
         }
         stats.mean.push(mean);
@@ -282,24 +290,24 @@ pub fn layer_norm_forward(
     }
 }
 
-/// Gradients of [`layer_norm_forward`]: with `g = dy·gamma`,
-/// `dx = invstd·(g − mean(g) − x̂·mean(g·x̂))`, `dgamma = Σₙ dy·x̂`, `dbeta = Σₙ dy`.
+/// Gradients of [`layer_norm_forward`]: with `g = dy·weight`,
+/// `dx = invstd·(g − mean(g) − x̂·mean(g·x̂))`, `dweight = Σₙ dy·x̂`, `dbias = Σₙ dy`.
 pub fn layer_norm_backward(
     x: &[f32],
     features: usize,
     dy: &[f32],
-    gamma: &[f32],
+    weight: &[f32],
     stats: &SampleStats,
     grads: NormGrads<'_>,
 ) {
     let f = features.max(1);
     let NormGrads {
         mut dx,
-        dgamma,
-        dbeta,
+        dweight,
+        dbias,
     } = grads;
-    dgamma.fill(0.0);
-    dbeta.fill(0.0);
+    dweight.fill(0.0);
+    dbias.fill(0.0);
     let mut xhat = vec![0f32; f];
     for (n, (row, g)) in x.chunks_exact(f).zip(dy.chunks_exact(f)).enumerate() {
         let (mean, inv) = (stats.mean[n], stats.invstd[n]);
@@ -307,9 +315,9 @@ pub fn layer_norm_backward(
         for (i, (&v, &d)) in row.iter().zip(g).enumerate() {
             let xh = (v - mean) * inv;
             xhat[i] = xh;
-            dgamma[i] += d * xh;
-            dbeta[i] += d;
-            let gg = d * gamma[i];
+            dweight[i] += d * xh;
+            dbias[i] += d;
+            let gg = d * weight[i];
             sum_g += f64::from(gg);
             sum_gx += f64::from(gg * xh);
         }
@@ -317,7 +325,7 @@ pub fn layer_norm_backward(
             let fl = f as f64;
             let (mg, mgx) = ((sum_g / fl) as f32, (sum_gx / fl) as f32);
             let out = &mut dx[n * f..(n + 1) * f];
-            for (((o, &d), &gm), &xh) in out.iter_mut().zip(g).zip(gamma).zip(&xhat) {
+            for (((o, &d), &gm), &xh) in out.iter_mut().zip(g).zip(weight).zip(&xhat) {
                 *o = inv * (d * gm - mg - xh * mgx);
             }
         }
@@ -331,6 +339,10 @@ mod tests {
     use candle_core::Tensor;
 
     const EPS: f64 = 1e-5;
+
+    fn affine<'a>(weight: &'a [f32], bias: &'a [f32]) -> Affine<'a> {
+        Affine { weight, bias }
+    }
 
     /// PyTorch's training-mode batch norm from candle ops: `(N, C, L)`, statistics over
     /// dims 0 and 2, biased variance.
@@ -375,7 +387,7 @@ mod tests {
 
         let mut y = vec![f32::NAN; s.len()];
         let mut stats = BatchStats::default();
-        batch_norm_train(&s, &x, (&gamma, &beta), EPS, &mut y, &mut stats);
+        batch_norm_train(&s, &x, affine(&gamma, &beta), EPS, &mut y, &mut stats);
         close(&format!("{what}: y"), &y, &values(&want));
         close(&format!("{what}: mean"), &stats.mean, &values(&mean));
         let n = s.count() as f32;
@@ -389,8 +401,8 @@ mod tests {
         );
         let grads = NormGrads {
             dx: Some(&mut dx),
-            dgamma: &mut dg,
-            dbeta: &mut db,
+            dweight: &mut dg,
+            dbias: &mut db,
         };
         batch_norm_backward(&s, &x, &r, &gamma, &stats, grads);
         close(&format!("{what}: dx"), &dx, &grad(&store, &xv));
@@ -432,12 +444,19 @@ mod tests {
         let (gamma, beta) = (random(3, 7), random(3, 8));
         let mut whole_stats = BatchStats::default();
         let mut whole = vec![0f32; s.len()];
-        batch_norm_train(&s, &x, (&gamma, &beta), EPS, &mut whole, &mut whole_stats);
+        batch_norm_train(
+            &s,
+            &x,
+            affine(&gamma, &beta),
+            EPS,
+            &mut whole,
+            &mut whole_stats,
+        );
         let (mut wdx, mut wdg, mut wdb) = (vec![0f32; s.len()], [0f32; 3], [0f32; 3]);
         let grads = NormGrads {
             dx: Some(&mut wdx),
-            dgamma: &mut wdg,
-            dbeta: &mut wdb,
+            dweight: &mut wdg,
+            dbias: &mut wdb,
         };
         batch_norm_backward(&s, &x, &dy, &gamma, &whole_stats, grads);
 
@@ -457,10 +476,16 @@ mod tests {
         let mut dx = vec![0f32; s.len()];
         for (k, (xs, dys)) in [(x0, dy0), (x1, dy1)].into_iter().enumerate() {
             let range = k * half.len()..(k + 1) * half.len();
-            let m = (&stats.mean[..], &stats.invstd[..]);
-            batch_norm_apply(&half, xs, m, (&gamma, &beta), &mut y[range.clone()]);
-            let saved = (&stats, s.count(), &sums[..]);
-            batch_norm_dx(&half, xs, dys, &gamma, saved, &mut dx[range]);
+            let (m, inv) = (&stats.mean, &stats.invstd);
+            batch_norm_apply(
+                &half,
+                xs,
+                m,
+                inv,
+                affine(&gamma, &beta),
+                &mut y[range.clone()],
+            );
+            batch_norm_dx(&half, xs, dys, &gamma, &stats, &sums, &mut dx[range]);
         }
         assert_eq!(y, whole);
         close("dx", &dx, &wdx);
@@ -478,14 +503,9 @@ mod tests {
         };
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
         let mut y = [0f32; 8];
-        batch_norm_eval(
-            &s,
-            &x,
-            (&[1.0, -1.0], &[4.0, 0.25]),
-            (&[2.0, 1.0], &[0.5, 0.0]),
-            0.0,
-            &mut y,
-        );
+        let running = ([1.0, -1.0], [4.0, 0.25]);
+        let a = affine(&[2.0, 1.0], &[0.5, 0.0]);
+        batch_norm_eval(&s, &x, &running.0, &running.1, a, 0.0, &mut y);
         // Channel 0: (x − 1)/2·2 + 0.5 = x − 0.5; channel 1: (x + 1)/0.5 = 2x + 2.
         assert_eq!(y, [0.5, 1.5, 8.0, 10.0, 4.5, 5.5, 16.0, 18.0]);
     }
@@ -521,7 +541,7 @@ mod tests {
 
         let mut y = vec![f32::NAN; x.len()];
         let mut stats = SampleStats::default();
-        layer_norm_forward(&x, features, (&gamma, &beta), EPS, &mut y, &mut stats);
+        layer_norm_forward(&x, features, affine(&gamma, &beta), EPS, &mut y, &mut stats);
         close("y", &y, &values(&want));
         let (mut dx, mut dg, mut db) = (
             vec![f32::NAN; x.len()],
@@ -530,8 +550,8 @@ mod tests {
         );
         let grads = NormGrads {
             dx: Some(&mut dx),
-            dgamma: &mut dg,
-            dbeta: &mut db,
+            dweight: &mut dg,
+            dbias: &mut db,
         };
         layer_norm_backward(&x, features, &r, &gamma, &stats, grads);
         close("dx", &dx, &grad(&store, &xv));

@@ -4,6 +4,7 @@
 //! PyTorch's bins (`start = ⌊i·H/out⌋`, `end = ⌈(i+1)·H/out⌉`).
 
 use super::conv::out_len;
+use super::reduce;
 
 /// Sizes of a pooling layer: input `(batch, channels, height, width)`; pairs are
 /// (rows, columns). PyTorch requires `padding ≤ kernel / 2`, so every window holds at least
@@ -112,30 +113,38 @@ fn max_pool_general(s: &Pool2dShape, x: &[f32], y: &mut [f32], argmax: &mut [u32
     }
 }
 
-/// The common 2×2, stride-2 case without the general loop's bookkeeping.
+/// The common 2×2, stride-2 case without the general loop's bookkeeping, branch-free:
+/// after a ReLU half the values are 0, and ties would make branches unpredictable.
 fn max_pool_2x2(s: &Pool2dShape, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
     let (oh, ow) = s.out_hw();
     let (h, w) = (s.height, s.width);
+    let w32 = w as u32;
     for n in 0..s.planes() {
         let plane = &x[n * h * w..(n + 1) * h * w];
         let out = &mut y[n * oh * ow..(n + 1) * oh * ow];
         let idx = &mut argmax[n * oh * ow..(n + 1) * oh * ow];
         for i in 0..oh {
-            let top = &plane[2 * i * w..(2 * i + 1) * w];
-            let bottom = &plane[(2 * i + 1) * w..(2 * i + 2) * w];
+            let top = &plane[2 * i * w..][..2 * ow];
+            let bottom = &plane[(2 * i + 1) * w..][..2 * ow];
             let out = &mut out[i * ow..(i + 1) * ow];
             let idx = &mut idx[i * ow..(i + 1) * ow];
-            for j in 0..ow {
-                // PyTorch's rule: the first maximum in row-major window order, a NaN winning.
-                let cands = [top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]];
-                let mut k = 0;
-                for (c, &v) in cands.iter().enumerate().skip(1) {
-                    if v > cands[k] || v.is_nan() {
-                        k = c;
-                    }
+            let row = (2 * i * w) as u32;
+            for (j, (((o, at), t), b)) in out
+                .iter_mut()
+                .zip(idx.iter_mut())
+                .zip(top.chunks_exact(2))
+                .zip(bottom.chunks_exact(2))
+                .enumerate()
+            {
+                // PyTorch's scan: a later value wins when greater, or when it is NaN.
+                let (mut best, mut k) = (t[0], 0u32);
+                for (v, off) in [(t[1], 1), (b[0], w32), (b[1], w32 + 1)] {
+                    let take = v > best || v.is_nan();
+                    best = if take { v } else { best };
+                    k = if take { off } else { k };
                 }
-                out[j] = cands[k];
-                idx[j] = ((2 * i + k / 2) * w + 2 * j + k % 2) as u32;
+                *o = best;
+                *at = row + 2 * j as u32 + k;
             }
         }
     }
@@ -145,9 +154,10 @@ fn max_pool_2x2(s: &Pool2dShape, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
 pub fn max_pool2d_backward(s: &Pool2dShape, argmax: &[u32], dy: &[f32], dx: &mut [f32]) {
     let (oh, ow) = s.out_hw();
     let hw = s.height * s.width;
-    dx[..s.in_len()].fill(0.0);
     for n in 0..s.planes() {
+        // Plane by plane, so the scatter finds its zeroed plane still in L1.
         let plane = &mut dx[n * hw..(n + 1) * hw];
+        plane.fill(0.0);
         let g = &dy[n * oh * ow..(n + 1) * oh * ow];
         let idx = &argmax[n * oh * ow..(n + 1) * oh * ow];
         for (&i, &v) in idx.iter().zip(g) {
@@ -172,7 +182,7 @@ pub fn avg_pool2d_forward(s: &Pool2dShape, x: &[f32], y: &mut [f32]) {
             for (j, c) in cols.iter().enumerate() {
                 let mut sum = 0f32;
                 for hh in r.lo..r.hi {
-                    sum += plane[hh * w + c.lo..hh * w + c.hi].iter().sum::<f32>();
+                    sum += reduce::sum(&plane[hh * w + c.lo..hh * w + c.hi]);
                 }
                 out[i * ow + j] = sum / (r.padded * c.padded) as f32;
             }
@@ -272,7 +282,7 @@ pub fn adaptive_avg_pool2d_forward(s: &AdaptivePoolShape, x: &[f32], y: &mut [f3
             for (j, c) in cols.iter().enumerate() {
                 let mut sum = 0f32;
                 for hh in r.lo..r.hi {
-                    sum += plane[hh * w + c.lo..hh * w + c.hi].iter().sum::<f32>();
+                    sum += reduce::sum(&plane[hh * w + c.lo..hh * w + c.hi]);
                 }
                 out[i * ow + j] = sum / (r.padded * c.padded) as f32;
             }
