@@ -325,22 +325,57 @@ fn sgd(p: &mut Params, a: &Params, b: &Params, lr: f32) {
     }
 }
 
-/// Median ms per call of `f` over 5 rounds of `steps` calls (after a warm-up round).
-fn time(steps: usize, mut f: impl FnMut()) -> f64 {
+/// CPU time of the whole process (all threads), in seconds.
+fn process_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Median wall ms and process CPU ms per call of `f` over 5 rounds of `steps` calls (after
+/// a warm-up). On a loaded machine the CPU time shows the work, the wall time the wait.
+fn time(steps: usize, mut f: impl FnMut()) -> Timing {
     for _ in 0..steps.min(10) {
         f();
     }
-    let mut rounds: Vec<f64> = (0..5)
+    let mut rounds: Vec<(f64, f64)> = (0..5)
         .map(|_| {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), process_cpu_s());
             for _ in 0..steps {
                 f();
             }
-            t.elapsed().as_secs_f64() * 1e3 / steps as f64
+            let per = |x: f64| x * 1e3 / steps as f64;
+            (per(t.elapsed().as_secs_f64()), per(process_cpu_s() - c))
         })
         .collect();
-    rounds.sort_by(f64::total_cmp);
-    rounds[2]
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Timing {
+        wall: rounds[2].0,
+        cpu: rounds[2].1,
+    }
+}
+
+/// Milliseconds per step.
+struct Timing {
+    wall: f64,
+    cpu: f64,
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cell = format!("{:.2} ({:.2})", self.wall, self.cpu);
+        write!(f, "{cell:>18}")
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// The same model through candle's autograd.
@@ -407,8 +442,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(100);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
     let params = Params::new(0);
-    println!("cnn forward + backward, ms per step (median of 5 x {steps} steps)");
-    println!("{:<44} {:>10} {:>10}", "", "kernels", "candle");
+    println!(
+        "cnn forward + backward, wall ms per step (process CPU ms), median of 5 x {steps} steps"
+    );
+    println!("load average before: {}", load_average());
+    println!("{:<44} {:>18} {:>18}", "", "kernels", "candle autograd");
     if std::env::var_os("KERNEL_BENCH_PROFILE").is_some() {
         for b in [32, 64] {
             let mut shard = Shard::new(b, &params, 1);
@@ -439,7 +477,7 @@ fn main() -> anyhow::Result<()> {
             cnn.step(&x, &y).expect("candle step");
         });
         println!(
-            "{:<44} {ours:>10.2} {theirs:>10.2}",
+            "{:<44} {ours} {theirs}",
             format!("one shard of {b}, one thread")
         );
         // A whole step: two shards on two threads, gradients summed, SGD.
@@ -461,9 +499,10 @@ fn main() -> anyhow::Result<()> {
             });
         });
         println!(
-            "{:<44} {ours:>10.2} {theirs:>10.2}",
+            "{:<44} {ours} {theirs}",
             format!("batch {} = two shards of {b} on two threads", 2 * b)
         );
     }
+    println!("load average after: {}", load_average());
     Ok(())
 }

@@ -39,7 +39,7 @@ pub struct Conv2dShape {
 
 /// Output length along one axis (PyTorch's floor formula); 0 when the kernel does not fit or
 /// the stride is 0, so a bad shape gives empty loops rather than a wrapped subtraction.
-pub fn out_len(size: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+pub fn out_size(size: usize, kernel: usize, stride: usize, padding: usize) -> usize {
     let padded = size + 2 * padding;
     if stride == 0 || kernel == 0 || padded < kernel {
         0
@@ -52,8 +52,8 @@ impl Conv2dShape {
     /// Output (height, width).
     pub fn out_hw(&self) -> (usize, usize) {
         (
-            out_len(self.height, self.kernel.0, self.stride.0, self.padding.0),
-            out_len(self.width, self.kernel.1, self.stride.1, self.padding.1),
+            out_size(self.height, self.kernel.0, self.stride.0, self.padding.0),
+            out_size(self.width, self.kernel.1, self.stride.1, self.padding.1),
         )
     }
 
@@ -376,7 +376,8 @@ mod tests {
     /// stride-1 `conv2d` and a subsample.
     fn reference(s: &Conv2dShape, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
         let (oh, ow) = s.out_hw();
-        let fits = |size: usize, k: usize, st: usize, p: usize| (size + 2 * p - k).is_multiple_of(st);
+        let fits =
+            |size: usize, k: usize, st: usize, p: usize| (size + 2 * p - k).is_multiple_of(st);
         let native = s.stride.0 == s.stride.1
             && s.padding.0 == s.padding.1
             && fits(s.height, s.kernel.0, s.stride.0, s.padding.0)
@@ -492,10 +493,10 @@ mod tests {
 
     #[test]
     fn output_sizes_follow_pytorch() {
-        assert_eq!(out_len(28, 3, 1, 0), 26);
-        assert_eq!(out_len(13, 3, 2, 1), 7);
-        assert_eq!(out_len(11, 2, 2, 0), 5);
-        assert_eq!(out_len(2, 3, 1, 0), 0, "kernel larger than the input");
-        assert_eq!(out_len(5, 3, 0, 0), 0, "stride 0");
+        assert_eq!(out_size(28, 3, 1, 0), 26);
+        assert_eq!(out_size(13, 3, 2, 1), 7);
+        assert_eq!(out_size(11, 2, 2, 0), 5);
+        assert_eq!(out_size(2, 3, 1, 0), 0, "kernel larger than the input");
+        assert_eq!(out_size(5, 3, 0, 0), 0, "stride 0");
     }
 }

@@ -110,10 +110,12 @@ impl<'a> MatMut<'a> {
             data.len()
         );
         // Distinct (i, j) must be distinct offsets, or the product would race with itself.
-        let ok = rows <= 1
-            || cols <= 1
-            || (row_stride >= cols * col_stride && col_stride > 0)
-            || (col_stride >= rows * row_stride && row_stride > 0);
+        let ok = (rows <= 1 || row_stride > 0)
+            && (cols <= 1 || col_stride > 0)
+            && (rows <= 1
+                || cols <= 1
+                || row_stride >= cols * col_stride
+                || col_stride >= rows * row_stride);
         assert!(
             ok,
             "matrix view {rows}x{cols} with strides {row_stride}, {col_stride} aliases"
@@ -254,6 +256,13 @@ mod tests {
                 assert_eq!(c3[j * 5 + i], 2.0 * want[i * 3 + j] + 0.5);
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "aliases")]
+    fn an_aliasing_destination_is_refused() {
+        let mut v = [0f32; 6];
+        let _ = MatMut::strided(&mut v, 3, 2, 1, 1);
     }
 
     #[test]

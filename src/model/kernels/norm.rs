@@ -81,6 +81,17 @@ pub struct BatchStats {
 /// length `2·C`): phase one of a sharded training forward.
 pub fn batch_norm_moments(s: &NormShape, x: &[f32], acc: &mut [f64]) {
     let (sums, squares) = acc.split_at_mut(s.channels);
+    if s.spatial == 1 {
+        // (N, C): rows of channels, accumulated across (vectorised over the channels).
+        for row in x[..s.len()].chunks_exact(s.channels.max(1)) {
+            for ((a, b), &v) in sums.iter_mut().zip(squares.iter_mut()).zip(row) {
+                let v = f64::from(v);
+                *a += v;
+                *b += v * v;
+            }
+        }
+        return;
+    }
     for (c, run) in s.runs(x) {
         let (a, b) = reduce::moments(run);
         sums[c] += a;
@@ -118,9 +129,25 @@ pub fn batch_norm_apply(
     y: &mut [f32],
 ) {
     let spatial = s.spatial.max(1);
+    let scale: Vec<f32> = invstd
+        .iter()
+        .zip(affine.weight)
+        .map(|(i, w)| i * w)
+        .collect();
+    let shift: Vec<f32> = (0..s.channels)
+        .map(|c| affine.bias[c] - mean[c] * scale[c])
+        .collect();
+    if s.spatial == 1 {
+        let rows = x[..s.len()].chunks_exact(s.channels.max(1));
+        for (row, out) in rows.zip(y.chunks_exact_mut(s.channels.max(1))) {
+            for (((o, &v), &a), &b) in out.iter_mut().zip(row).zip(&scale).zip(&shift) {
+                *o = v * a + b;
+            }
+        }
+        return;
+    }
     for ((c, run), out) in s.runs(x).zip(y.chunks_exact_mut(spatial)) {
-        let scale = invstd[c] * affine.weight[c];
-        let shift = affine.bias[c] - mean[c] * scale;
+        let (scale, shift) = (scale[c], shift[c]);
         for (o, &v) in out.iter_mut().zip(run) {
             *o = v * scale + shift;
         }
@@ -177,6 +204,21 @@ pub fn batch_norm_grad_sums(
 ) {
     let spatial = s.spatial.max(1);
     let (dbias, dweight) = acc.split_at_mut(s.channels);
+    if s.spatial == 1 {
+        let mut centred = vec![0f64; s.channels];
+        let rows = x[..s.len()].chunks_exact(s.channels.max(1));
+        for (row, g) in rows.zip(dy.chunks_exact(s.channels.max(1))) {
+            let per_channel = centred.iter_mut().zip(dbias.iter_mut()).zip(&stats.mean);
+            for (((p, b), &m), (&v, &d)) in per_channel.zip(row.iter().zip(g)) {
+                *b += f64::from(d);
+                *p += f64::from(d * (v - m));
+            }
+        }
+        for ((w, p), &inv) in dweight.iter_mut().zip(&centred).zip(&stats.invstd) {
+            *w += p * f64::from(inv);
+        }
+        return;
+    }
     for ((c, run), g) in s.runs(x).zip(dy.chunks_exact(spatial)) {
         let (a, b) = reduce::sum_and_centred_dot(g, run, stats.mean[c]);
         dbias[c] += f64::from(a);
@@ -209,6 +251,16 @@ pub fn batch_norm_dx(
             (a as f32, b as f32, k as f32, stats.mean[c])
         })
         .collect();
+    if s.spatial == 1 {
+        let c = c_n.max(1);
+        let rows = x[..s.len()].chunks_exact(c).zip(dy.chunks_exact(c));
+        for ((row, g), out) in rows.zip(dx.chunks_exact_mut(c)) {
+            for (((o, &v), &d), &(a, b, k, mean)) in out.iter_mut().zip(row).zip(g).zip(&coef) {
+                *o = a * d + b * (v - mean) + k;
+            }
+        }
+        return;
+    }
     let runs = s.runs(x).zip(dy.chunks_exact(spatial));
     for (((c, run), g), out) in runs.zip(dx.chunks_exact_mut(spatial)) {
         let (a, b, k, mean) = coef[c];
@@ -434,11 +486,16 @@ mod tests {
     #[test]
     fn sharded_batch_norm_equals_the_whole_batch() {
         // Two shards' sums added, then each shard normalised: the whole batch's numbers.
-        let s = NormShape {
-            batch: 6,
-            channels: 3,
-            spatial: 4,
-        };
+        for spatial in [1, 4] {
+            sharded_equals_whole(NormShape {
+                batch: 6,
+                channels: 3,
+                spatial,
+            });
+        }
+    }
+
+    fn sharded_equals_whole(s: NormShape) {
         let x = random(s.len(), 5);
         let dy = random(s.len(), 6);
         let (gamma, beta) = (random(3, 7), random(3, 8));

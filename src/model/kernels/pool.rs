@@ -3,7 +3,7 @@
 //! counts the padding in its divisor (`count_include_pad=True`), `AdaptiveAvgPool2d` uses
 //! PyTorch's bins (`start = ⌊i·H/out⌋`, `end = ⌈(i+1)·H/out⌉`).
 
-use super::conv::out_len;
+use super::conv::out_size;
 use super::reduce;
 
 /// Sizes of a pooling layer: input `(batch, channels, height, width)`; pairs are
@@ -31,8 +31,8 @@ impl Pool2dShape {
     /// Output (height, width).
     pub fn out_hw(&self) -> (usize, usize) {
         (
-            out_len(self.height, self.kernel.0, self.stride.0, self.padding.0),
-            out_len(self.width, self.kernel.1, self.stride.1, self.padding.1),
+            out_size(self.height, self.kernel.0, self.stride.0, self.padding.0),
+            out_size(self.width, self.kernel.1, self.stride.1, self.padding.1),
         )
     }
 
