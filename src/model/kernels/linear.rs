@@ -14,7 +14,7 @@ pub struct LinearShape {
     pub outputs: usize,
 }
 
-/// `y = x·Wᵀ + b`; `threads` as in [`gemm`].
+/// `y = x·Wᵀ + b`; `threads` as in [`gemm()`].
 pub fn linear_forward(
     s: &LinearShape,
     x: &[f32],
