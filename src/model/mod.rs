@@ -9,7 +9,9 @@
 //! load with [`Model::init_from`].
 
 mod config;
+mod cpu;
 mod io;
+pub mod kernels;
 mod ops;
 mod plan;
 pub mod spec;
@@ -225,8 +227,12 @@ impl Model {
         .into())
     }
 
-    /// Outputs (logits) for a batch `x` of shape `(B, prod(input))`, in evaluation mode.
+    /// Outputs (logits) for a batch `x` of shape `(B, prod(input))`, in evaluation mode
+    /// (through the CPU kernels when the model is on the CPU and not fully connected).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.fully_connected && self.on_kernels(x) {
+            return self.kernel_eval(x);
+        }
         self.forward_t(x, Mode::Eval)
     }
 
@@ -327,14 +333,7 @@ impl Model {
     ) -> Result<Tensor> {
         let per_channel = h.elem_count() / h.dim(1)?.max(1);
         if per_channel < 2 {
-            return Err(self.config.layer_error(
-                index,
-                &self.layers[index].spec,
-                format!(
-                    "in training it needs more than one value per channel, got a batch of shape {:?}",
-                    h.dims()
-                ),
-            ));
+            return Err(self.too_few_per_channel(index, h.dim(0)?));
         }
         let (y, mean, var) = ops::batch_norm_train(h, w, b, eps)?;
         let (m, v) = ops::running_update(
@@ -350,14 +349,27 @@ impl Model {
         Ok(y)
     }
 
+    /// A batch norm in training given a batch with one value per channel.
+    fn too_few_per_channel(&self, index: usize, rows: usize) -> Error {
+        let layer = &self.layers[index];
+        let mut dims = vec![rows];
+        dims.extend(&layer.input);
+        self.config.layer_error(
+            index,
+            &layer.spec,
+            format!("in training it needs more than one value per channel, got a batch of shape {dims:?}"),
+        )
+    }
+
     /// The loss of a batch and its gradient for every parameter (in [`Model::named_vars`]
     /// order, detached). `loss` gets the outputs and returns the loss value and its gradient
     /// with respect to the outputs; the model back-propagates that gradient.
     ///
     /// Models of only Linear, ReLU and Flatten take a hand-written backward pass: candle's
     /// autograd also computes the gradient of the input batch (the largest matmul of the
-    /// step, unused) and accumulates every gradient into a fresh zero tensor. Others use
-    /// candle's autograd.
+    /// step, unused) and accumulates every gradient into a fresh zero tensor. Other models
+    /// with f32 tensors on the CPU run the written-out pass over the CPU kernels
+    /// (`cpu.rs`); on other devices, candle's autograd (and its own kernels).
     pub fn loss_and_grads(
         &self,
         x: &Tensor,
@@ -366,6 +378,9 @@ impl Model {
     ) -> Result<(f64, Vec<Tensor>)> {
         if self.fully_connected {
             return self.fc_loss_and_grads(x, loss);
+        }
+        if self.on_kernels(x) {
+            return self.kernel_loss_and_grads(x, mode, loss);
         }
         self.autograd_loss_and_grads(x, mode, loss)
     }
