@@ -161,8 +161,16 @@ impl Model {
             }
             let in_len = rows * layer.input.iter().product::<usize>();
             let out_len = rows * layer.output.iter().product::<usize>();
-            let w = layer.weight.as_ref().map(|v| values(v.as_tensor())).transpose()?;
-            let b = layer.bias.as_ref().map(|v| values(v.as_tensor())).transpose()?;
+            let w = layer
+                .weight
+                .as_ref()
+                .map(|v| values(v.as_tensor()))
+                .transpose()?;
+            let b = layer
+                .bias
+                .as_ref()
+                .map(|v| values(v.as_tensor()))
+                .transpose()?;
             let missing = || candle_core::Error::Msg(format!("layer {i} has no weight"));
             let mut saved = Saved::None;
             // In place: the layer rewrites its input buffer (or only renames it).
@@ -384,7 +392,11 @@ impl Model {
             let in_len = rows * layer.input.iter().product::<usize>();
             let x = &pass.bufs[pass.at[i]];
             let y = &pass.bufs[pass.at[i + 1]];
-            let w = layer.weight.as_ref().map(|v| values(v.as_tensor())).transpose()?;
+            let w = layer
+                .weight
+                .as_ref()
+                .map(|v| values(v.as_tensor()))
+                .transpose()?;
             let missing = || candle_core::Error::Msg(format!("layer {i} has no weight"));
             let (mut dw, mut db) = (
                 layer.weight.as_ref().map(|v| vec![0f32; v.elem_count()]),
@@ -521,12 +533,13 @@ impl Model {
             if swapped {
                 std::mem::swap(&mut g, &mut spare);
             }
-            let mut put = |slot: Option<usize>, v: Option<Vec<f32>>, var: Option<&candle_core::Var>| {
-                if let (Some(slot), Some(v), Some(var)) = (slot, v, var) {
-                    grads[slot] = Some(Tensor::from_vec(v, var.dims(), cpu)?);
-                }
-                Ok::<_, crate::error::Error>(())
-            };
+            let mut put =
+                |slot: Option<usize>, v: Option<Vec<f32>>, var: Option<&candle_core::Var>| {
+                    if let (Some(slot), Some(v), Some(var)) = (slot, v, var) {
+                        grads[slot] = Some(Tensor::from_vec(v, var.dims(), cpu)?);
+                    }
+                    Ok::<_, crate::error::Error>(())
+                };
             put(layer.slots.0, dw, layer.weight.as_ref())?;
             put(layer.slots.1, db, layer.bias.as_ref())?;
         }
@@ -609,5 +622,167 @@ fn norm_shape(layer: &Layer, rows: usize) -> NormShape {
         batch: rows,
         channels: layer.input.first().copied().unwrap_or(1),
         spatial: layer.input.iter().skip(1).product(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{spec, ModelConfig};
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const CPU: Device = Device::Cpu;
+
+    fn layers(text: &str) -> ModelConfig {
+        ModelConfig::Layers {
+            layers: spec::parse_layers(text).unwrap(),
+        }
+    }
+
+    fn random(dims: &[usize], seed: u64) -> Tensor {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(v, dims, &CPU).unwrap()
+    }
+
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// `max |got − want| / max |want|` ≤ 1e-4, the scale at least `floor`: a gradient that is
+    /// zero in exact arithmetic (a bias before a batch norm) is rounding noise in both paths,
+    /// measured against the model's gradients.
+    fn close(what: &str, got: &Tensor, want: &Tensor, floor: f32) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+        let (g, w) = (flat(got), flat(want));
+        let diff = g
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let scale = w.iter().map(|b| b.abs()).fold(0f32, f32::max);
+        assert!(g.iter().all(|v| v.is_finite()), "{what}: non-finite");
+        assert!(
+            diff <= 1e-4 * scale.max(floor),
+            "{what}: difference {diff:e}, largest value {scale:e}"
+        );
+    }
+
+    /// `Σ out·r` for a fixed random `r`: every output gets its own gradient.
+    fn loss_with(r: &Tensor) -> impl FnOnce(&Tensor) -> Result<(f64, Tensor)> + '_ {
+        move |out: &Tensor| {
+            let v = out.mul(r)?.sum_all()?.to_scalar::<f32>()?;
+            Ok((f64::from(v), r.clone()))
+        }
+    }
+
+    /// Loss, gradients, running statistics (train) and eval outputs of the kernels equal
+    /// autograd's on `batch` random samples.
+    fn matches_autograd(cfg: &ModelConfig, input: &[usize], batch: usize, mode: Mode) {
+        let what = format!("{} {mode:?}", cfg.name());
+        let m = Model::new(cfg, input, 3, 5, &CPU).unwrap();
+        assert!(m.on_kernels(&random(&[1, 1], 0)), "{what}: kernels");
+        let x = random(&[batch, input.iter().product()], 1);
+        let out_dims: Vec<usize> = std::iter::once(batch)
+            .chain(m.layers.last().unwrap().output.iter().copied())
+            .collect();
+        let r = random(&out_dims, 2);
+        let snap = m.snapshot().unwrap();
+        let (loss, grads) = m.kernel_loss_and_grads(&x, mode, loss_with(&r)).unwrap();
+        let buffers: Vec<Tensor> = m
+            .named_buffers()
+            .iter()
+            .map(|(_, v)| v.as_tensor().copy().unwrap())
+            .collect();
+        m.restore(&snap).unwrap();
+        let (want, auto) = m.autograd_loss_and_grads(&x, mode, loss_with(&r)).unwrap();
+        assert!(
+            (loss - want).abs() <= 1e-4 * want.abs().max(1e-2),
+            "{what}: loss {loss} vs {want}"
+        );
+        assert_eq!(grads.len(), m.named_vars().len());
+        let largest = auto
+            .iter()
+            .flat_map(flat)
+            .map(f32::abs)
+            .fold(0f32, f32::max);
+        for ((name, _), (g, a)) in m.named_vars().iter().zip(grads.iter().zip(&auto)) {
+            close(&format!("{what} {name}"), g, a, 0.1 * largest);
+        }
+        for (((name, v), b), s) in m.named_buffers().iter().zip(&buffers).zip(&snap) {
+            close(&format!("{what} {name}"), b, v.as_tensor(), 1e-2);
+            if matches!(mode, Mode::Train { .. }) {
+                assert!(flat(b) != flat(s), "{what} {name}: updated");
+            }
+        }
+        // Evaluation outputs.
+        let got = m.kernel_eval(&x).unwrap();
+        let want = m.forward_t(&x, Mode::Eval).unwrap();
+        close(&format!("{what} eval"), &got, &want, 1e-2);
+        m.restore(&snap).unwrap();
+    }
+
+    const TRAIN: Mode = Mode::Train {
+        step: 3,
+        first_row: 5,
+    };
+
+    #[test]
+    fn every_layer_kind_matches_autograd() {
+        for (text, input) in [
+            // Stride, padding, odd and non-square sizes, no bias.
+            ("Conv2d(5, 3, stride=2, padding=1), ReLU, Flatten, Linear", &[3usize, 9, 7][..]),
+            (
+                "Conv2d(4, (3, 2), stride=(2, 1), padding=(1, 0), bias=False), Tanh, Conv2d(3, 1), Sigmoid, Flatten, Linear",
+                &[2, 8, 7],
+            ),
+            ("Conv2d(3, 2), MaxPool2d(3, stride=2, padding=1), Flatten, Linear", &[2, 9, 8]),
+            ("Conv2d(3, 2), MaxPool2d((2, 3)), LeakyReLU(0.1), Flatten, Linear", &[1, 9, 10]),
+            ("Conv2d(3, 1), AvgPool2d(3, stride=2, padding=1), Flatten, Linear", &[2, 9, 8]),
+            ("Conv2d(3, 1), AdaptiveAvgPool2d((2, 3)), GELU, Flatten, Linear", &[2, 7, 9]),
+            ("Conv2d(4, 3, padding=1), BatchNorm2d(momentum=0.3), SiLU, Flatten, Linear", &[2, 5, 5]),
+            ("Conv2d(4, 3, padding='same'), LayerNorm, ReLU, Dropout(0.3), Flatten, Linear", &[2, 5, 6]),
+            ("Flatten, Linear(6), BatchNorm1d, ReLU, Dropout(0.5), Linear(5), LayerNorm, Tanh, Linear", &[7]),
+            ("Linear(6), ReLU, Dropout(0.2), ReLU, Linear", &[5]),
+            // Layers without parameters first: no gradient flows back through them.
+            ("ReLU, MaxPool2d(2), Conv2d(3, 3), Flatten, Linear(bias=False)", &[1, 8, 8]),
+        ] {
+            let cfg = layers(text);
+            matches_autograd(&cfg, input, 11, TRAIN);
+            matches_autograd(&cfg, input, 6, Mode::Eval);
+        }
+    }
+
+    #[test]
+    fn presets_and_a_batch_norm_cnn_match_autograd() {
+        for cfg in [
+            ModelConfig::Cnn,
+            ModelConfig::Lenet,
+            layers("Conv2d(8, 3, padding=1), BatchNorm2d, ReLU, MaxPool2d(2), Conv2d(16, 3), BatchNorm2d, ReLU, Dropout(0.25), MaxPool2d(2), Flatten, Linear(32), ReLU, Dropout(0.5), Linear"),
+        ] {
+            matches_autograd(&cfg, &[1, 28, 28], 9, TRAIN);
+        }
+    }
+
+    #[test]
+    fn other_models_keep_their_paths() {
+        // The tanh GELU and asymmetric "same" padding have no kernel.
+        for text in [
+            "Conv2d(2, 3), GELU(approximate='tanh'), Flatten, Linear",
+            "Conv2d(2, 2, padding='same'), Flatten, Linear",
+        ] {
+            let m = Model::new(&layers(text), &[1, 6, 6], 3, 0, &CPU).unwrap();
+            assert!(!m.on_kernels(&random(&[1, 36], 0)), "{text}");
+        }
+        // A batch norm in training still refuses one value per channel.
+        let m = Model::new(&layers("Linear(4), BatchNorm1d, Linear"), &[3], 2, 0, &CPU).unwrap();
+        let x = random(&[1, 3], 0);
+        let err = m
+            .loss_and_grads(&x, TRAIN, loss_with(&random(&[1, 2], 1)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than one value per channel"), "{err}");
     }
 }
