@@ -1,9 +1,12 @@
-//! Speed and memory of the range test and of a training epoch on MNIST (MLP 784-256-128-10,
-//! SGD), the figures compared with PyTorch in `../shared/peers/README.md`.
+//! Speed and memory of the range test and of a training epoch on MNIST, the figures compared
+//! with PyTorch in `../shared/peers/README.md`: the MLP 784-256-128-10, the `cnn` and `lenet`
+//! presets and a layer-list CNN with BatchNorm and Dropout, with SGD and Adam.
 //!
-//!     cargo run --release --example bench -- [MNIST_DIR]
+//!     cargo run --release --example bench -- [MNIST_DIR [MODEL,… [RUNS]]]
 //!
 //! MNIST_DIR defaults to ../shared/data/mnist; without it the bench says so and stops.
+//! MODEL picks some of `mlp,cnn,lenet,bncnn` (default all); RUNS range tests per setting
+//! (default 3, the range printed).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,18 +36,57 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Largest peak RSS among finished children, in MiB.
-fn children_peak_rss_mib() -> f64 {
+/// Runs `cmd` to its end: its exit status, wall time (s) and own peak RSS (MiB).
+fn run_child(cmd: &mut Command) -> anyhow::Result<(i32, f64, f64)> {
+    let t = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    ru.ru_maxrss as f64 / 1024.0
+    // SAFETY: wait4 on our own child, writing into values we own.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    anyhow::ensure!(r == pid, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((
+        code,
+        t.elapsed().as_secs_f64(),
+        ru.ru_maxrss as f64 / 1024.0,
+    ))
 }
 
-fn learner(data: &DeviceData, batch: usize) -> anyhow::Result<Learner> {
+/// `lo–hi` of some timings.
+fn range(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    format!("{lo:.3}–{hi:.3}")
+}
+
+/// The layer-list CNN with batch norm and dropout.
+const BN_CNN: &str = "Conv2d(32, 3), BatchNorm2d, ReLU, MaxPool2d(2), Conv2d(64, 3), BatchNorm2d, ReLU, MaxPool2d(2), Dropout(0.25), Flatten, Linear(128), ReLU, Dropout(0.5), Linear";
+
+fn model_config(name: &str) -> anyhow::Result<ModelConfig> {
+    Ok(match name {
+        "bncnn" => ModelConfig::parse(BN_CNN, "")?,
+        other => ModelConfig::parse(other, "256,128")?,
+    })
+}
+
+fn learner(
+    data: &DeviceData,
+    model: &str,
+    optimizer: &str,
+    batch: usize,
+) -> anyhow::Result<Learner> {
     let dev = candle_core::Device::Cpu;
-    let model = Model::new(&ModelConfig::default(), data.input(), 10, 0, &dev)?;
-    let opt = OptimizerConfig::from_parts("sgd", 0.0, false, None, (0.9, 0.999), 1e-8)?;
+    let model = Model::new(&model_config(model)?, data.input(), 10, 0, &dev)?;
+    let opt = OptimizerConfig::from_parts(optimizer, 0.0, false, None, (0.9, 0.999), 1e-8)?;
     let optimizer = opt.build(model.vars(), 1e-6)?;
     Ok(Learner::new(
         model,
@@ -83,50 +125,59 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let mut args = std::env::args().skip(2);
+    let models: Vec<String> = args
+        .next()
+        .unwrap_or_else(|| "mlp,cnn,lenet,bncnn".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let runs: usize = args.next().map_or(Ok(3), |r| r.parse())?;
     // The lrfind binary built with this example: target/<profile>/examples/bench → ../lrfind.
     let bin = std::env::current_exe()?
         .parent()
         .and_then(Path::parent)
         .map(|d| d.join("lrfind"))
         .unwrap_or_default();
-    if bin.is_file() {
-        let report = std::env::temp_dir().join("lrfind-bench.json");
-        let mut walls = Vec::new();
-        for _ in 0..5 {
-            let t = Instant::now();
-            let st = Command::new(&bin)
-                .args(["--data", "mnist", "--data-dir"])
-                .arg(&dir)
-                .args([
-                    "--optimizer",
-                    "sgd",
-                    "--min",
-                    "1e-6",
-                    "--max",
-                    "1",
-                    "--num-steps",
-                    "100",
-                    "--batch-size",
-                    "64",
-                    "-q",
-                    "--report",
-                ])
-                .arg(&report)
-                .output()?;
-            walls.push(t.elapsed().as_secs_f64());
-            anyhow::ensure!(
-                st.status.code() == Some(0),
-                "lrfind failed: {}",
-                String::from_utf8_lossy(&st.stderr)
+    for model in ["mlp", "cnn"] {
+        if !models.iter().any(|m| m == model) {
+            continue;
+        }
+        if !bin.is_file() {
+            println!(
+                "whole process: skipped (build the lrfind binary first: cargo build --release)"
             );
+            break;
+        }
+        let report = std::env::temp_dir().join("lrfind-bench.json");
+        let (mut walls, mut peaks) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (code, wall, peak) = run_child(
+                Command::new(&bin)
+                    .args(["--data", "mnist", "--data-dir"])
+                    .arg(&dir)
+                    .args([
+                        "--model",
+                        model,
+                        "--optimizer",
+                        "sgd",
+                        "--min",
+                        "1e-6",
+                        "--max",
+                        "1",
+                    ])
+                    .args(["--num-steps", "100", "--batch-size", "64", "-q", "--report"])
+                    .arg(&report),
+            )?;
+            anyhow::ensure!(code == 0, "lrfind failed (exit {code})");
+            walls.push(wall);
+            peaks.push(peak);
         }
         println!(
-            "whole process (lrfind, MNIST, 100 steps, batch 64, SGD): median {:.3} s over 5 runs, peak RSS {:.0} MiB",
-            median(walls),
-            children_peak_rss_mib()
+            "whole process (lrfind --model {model}, MNIST, 100 steps, batch 64, SGD): {} s over {runs} runs, peak RSS {} MiB",
+            range(&walls),
+            range(&peaks)
         );
-    } else {
-        println!("whole process: skipped (build the lrfind binary first: cargo build --release)");
     }
 
     let t = Instant::now();
@@ -137,42 +188,48 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    for batch in [64usize, 512] {
-        let cfg = SweepConfig {
-            min_lr: 1e-6,
-            max_lr: 1.0,
-            num_steps: 100,
-            mode: LadderMode::Exp,
-            diverge: f64::MAX,
-            ..SweepConfig::default()
-        };
-        let mut times = Vec::new();
-        for _ in 0..5 {
-            let mut l = learner(&data, batch)?;
+    for model in &models {
+        for opt in ["sgd", "adam"] {
+            for batch in [64usize, 512] {
+                let cfg = SweepConfig {
+                    min_lr: 1e-6,
+                    max_lr: if opt == "adam" { 1e-2 } else { 1.0 },
+                    num_steps: 100,
+                    mode: LadderMode::Exp,
+                    diverge: f64::MAX,
+                    ..SweepConfig::default()
+                };
+                let mut times = Vec::new();
+                for _ in 0..runs {
+                    let mut l = learner(&data, model, opt, batch)?;
+                    let t = Instant::now();
+                    run_sweep(&mut l, &cfg, &mut |_| std::ops::ControlFlow::Continue(()))?;
+                    times.push(t.elapsed().as_secs_f64());
+                }
+                let m = median(times.clone());
+                println!(
+                    "{model} {opt}: range test, 100 steps, batch {batch}: {} s over {runs} runs ({:.0} steps/s, {:.0} samples/s at the median)",
+                    range(&times),
+                    100.0 / m,
+                    100.0 * batch as f64 / m
+                );
+            }
+            let batch = 64;
+            let mut l = learner(&data, model, opt, batch)?;
+            let n = data.train_len();
+            let lr = if opt == "adam" { 1e-3 } else { 0.05 };
             let t = Instant::now();
-            run_sweep(&mut l, &cfg, &mut |_| std::ops::ControlFlow::Continue(()))?;
-            times.push(t.elapsed().as_secs_f64());
+            for idx in epoch_batches(n, batch, 1, 0) {
+                let b = l.data.train_batch(&idx)?;
+                l.step_on(std::slice::from_ref(&b), lr)?;
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!(
+                "{model} {opt}: one training epoch, batch {batch}: {s:.3} s, {:.0} samples/s, {:.0} steps/s",
+                n as f64 / s,
+                n.div_ceil(batch) as f64 / s
+            );
         }
-        let m = median(times);
-        println!(
-            "range test, 100 steps, batch {batch}: {m:.3} s ({:.0} steps/s), median of 5",
-            100.0 / m
-        );
-    }
-
-    for batch in [64usize, 512] {
-        let mut l = learner(&data, batch)?;
-        let n = data.train_len();
-        let t = Instant::now();
-        for idx in epoch_batches(n, batch, 1, 0) {
-            let b = l.data.train_batch(&idx)?;
-            l.step_on(std::slice::from_ref(&b), 0.1)?;
-        }
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "one training epoch, batch {batch}: {s:.3} s, {:.0} samples/s",
-            n as f64 / s
-        );
     }
     println!("peak RSS of this bench process: {:.0} MiB", peak_rss_mib());
     Ok(())
