@@ -403,7 +403,7 @@ impl Model {
                 layer.bias.as_ref().map(|v| vec![0f32; v.elem_count()]),
             );
             if need_dx {
-                spare.clear();
+                // Kernels overwrite it: only growth is zeroed.
                 spare.resize(in_len, 0.0);
             }
             let dx = need_dx.then_some(&mut spare[..]);
