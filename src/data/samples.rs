@@ -169,6 +169,23 @@ impl Samples {
 }
 
 #[cfg(test)]
+impl Samples {
+    /// The image bytes and class labels (as bytes) of a built-in dataset's split, for tests
+    /// that rebuild the same images in other file formats.
+    pub(crate) fn pixels_and_labels(&self) -> (Vec<u8>, Vec<u8>) {
+        let px = match &self.x {
+            Inputs::Pixels(p) => p.clone(),
+            Inputs::Values(_) => panic!("not an image split"),
+        };
+        let labels = match &self.y {
+            Targets::Classes(c) => c.iter().map(|&c| c as u8).collect(),
+            Targets::Values { .. } => panic!("not a classification split"),
+        };
+        (px, labels)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -199,22 +216,5 @@ mod tests {
             (q.x, q.y),
             (Inputs::Pixels(vec![2]), Targets::Classes(vec![8]))
         );
-    }
-}
-
-#[cfg(test)]
-impl Samples {
-    /// The image bytes and class labels (as bytes) of a built-in dataset's split, for tests
-    /// that rebuild the same images in other file formats.
-    pub(crate) fn pixels_and_labels(&self) -> (Vec<u8>, Vec<u8>) {
-        let px = match &self.x {
-            Inputs::Pixels(p) => p.clone(),
-            Inputs::Values(_) => panic!("not an image split"),
-        };
-        let labels = match &self.y {
-            Targets::Classes(c) => c.iter().map(|&c| c as u8).collect(),
-            Targets::Values { .. } => panic!("not a classification split"),
-        };
-        (px, labels)
     }
 }

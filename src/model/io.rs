@@ -157,6 +157,12 @@ impl Model {
             .map(|(i, _)| format!("{i}.num_batches_tracked"))
             .collect();
         for name in header.keys() {
+            // lrfind's own checkpoints also hold the optimizer's state and the run's
+            // fingerprint (`optim.*`, `meta.*`): a run's checkpoint starts a fine-tuning run
+            // as it is.
+            if name.starts_with("optim.") || name.starts_with("meta.") {
+                continue;
+            }
             if !self.all_tensors().any(|(n, _)| n == name) && !batch_norms.contains(name) {
                 problems.push((name.clone(), format!("{name} is not in the model")));
             }

@@ -550,17 +550,19 @@ impl Run {
             self.state.epochs_done += 1;
             self.state.optimizer_step = self.learner.optimizer.state().1;
             self.state.history.push(metrics.clone());
-            observer.epoch_end(self, &metrics, improved)?;
-            if self
+            let stop = self
                 .config
                 .patience
-                .is_some_and(|p| self.state.epochs_without_improvement >= p)
-            {
+                .is_some_and(|p| self.state.epochs_without_improvement >= p);
+            // The last epoch's state (saved by the observer) carries the test scores.
+            if stop || self.state.epochs_done >= self.config.epochs {
                 self.evaluate_test()?;
+            }
+            observer.epoch_end(self, &metrics, improved)?;
+            if stop {
                 return Ok(Outcome::EarlyStopped);
             }
         }
-        self.evaluate_test()?;
         Ok(Outcome::Completed)
     }
 }
