@@ -220,7 +220,7 @@ impl Model {
                         LayerSpec::Conv2d { .. } => {
                             let s = conv_shape(layer, rows);
                             let w = w.as_deref().ok_or_else(missing)?;
-                            k::conv2d_forward(&s, x, w, b.as_deref(), &mut y, &mut scratch);
+                            conv_forward(&s, x, w, b.as_deref(), &mut y, &mut scratch, threads);
                         }
                         LayerSpec::MaxPool2d {
                             kernel_size,
@@ -433,7 +433,7 @@ impl Model {
                     };
                     let w = w.as_deref().ok_or_else(missing)?;
                     let s = conv_shape(layer, rows);
-                    k::conv2d_backward(&s, x, w, &g, grads, &mut scratch);
+                    conv_backward(&s, x, w, &g, grads, &mut scratch, threads);
                 }
                 (
                     LayerSpec::MaxPool2d {
@@ -551,6 +551,94 @@ impl Model {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((value, grads))
+    }
+}
+
+/// Images per part when a whole batch's convolution is split over `threads` (None: one part).
+fn conv_parts(s: &k::Conv2dShape, threads: usize) -> Option<usize> {
+    (threads > 1 && s.batch >= 2 * threads).then(|| s.batch.div_ceil(threads))
+}
+
+/// [`k::conv2d_forward`], its images split over `threads` of the current pool (a batch that
+/// stays whole for its batch statistics still uses every core).
+fn conv_forward(
+    s: &k::Conv2dShape,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut Vec<f32>,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let Some(per) = conv_parts(s, threads) else {
+        return k::conv2d_forward(s, x, w, b, y, scratch);
+    };
+    let (xi, yi) = (s.in_len() / s.batch, s.out_len() / s.batch);
+    y[..s.out_len()]
+        .par_chunks_mut(per * yi)
+        .zip(x[..s.in_len()].par_chunks(per * xi))
+        .for_each(|(y, x)| {
+            let part = k::Conv2dShape {
+                batch: x.len() / xi,
+                ..*s
+            };
+            k::conv2d_forward(&part, x, w, b, y, &mut Vec::new());
+        });
+}
+
+/// [`k::conv2d_backward`] split like [`conv_forward`]: the parts' weight and bias gradients
+/// are added in order.
+fn conv_backward(
+    s: &k::Conv2dShape,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    grads: k::Conv2dGrads<'_>,
+    scratch: &mut Vec<f32>,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let Some(per) = conv_parts(s, threads) else {
+        return k::conv2d_backward(s, x, w, dy, grads, scratch);
+    };
+    let (xi, yi) = (s.in_len() / s.batch, s.out_len() / s.batch);
+    let k::Conv2dGrads { dw, db, dx } = grads;
+    let with_bias = db.is_some();
+    let mut dx_parts: Vec<Option<&mut [f32]>> = match dx {
+        Some(dx) => dx[..s.in_len()].chunks_mut(per * xi).map(Some).collect(),
+        None => (0..s.batch.div_ceil(per)).map(|_| None).collect(),
+    };
+    let parts: Vec<(Vec<f32>, Vec<f32>)> = x[..s.in_len()]
+        .par_chunks(per * xi)
+        .zip(dy[..s.out_len()].par_chunks(per * yi))
+        .zip(dx_parts.par_iter_mut())
+        .map(|((x, dy), dx)| {
+            let part = k::Conv2dShape {
+                batch: x.len() / xi,
+                ..*s
+            };
+            let mut dw = vec![0f32; dw.len()];
+            let mut db = vec![0f32; if with_bias { s.out_channels } else { 0 }];
+            let grads = k::Conv2dGrads {
+                dw: &mut dw,
+                db: with_bias.then_some(&mut db[..]),
+                dx: dx.as_deref_mut(),
+            };
+            k::conv2d_backward(&part, x, w, dy, grads, &mut Vec::new());
+            (dw, db)
+        })
+        .collect();
+    dw.fill(0.0);
+    let mut db = db;
+    if let Some(db) = db.as_deref_mut() {
+        db.fill(0.0);
+    }
+    for (pw, pb) in &parts {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        if let Some(db) = db.as_deref_mut() {
+            db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        }
     }
 }
 
