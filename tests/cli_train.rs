@@ -72,7 +72,13 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
     // 1800 training images, one epoch: well above chance (10 %).
     assert!(acc > 0.5, "accuracy {acc}");
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
-    assert!(csv.starts_with("epoch,train_loss,val_loss,val_accuracy,lr"));
+    assert!(csv.starts_with(
+        "epoch,train_loss,val_loss,val_accuracy,val_rmse,val_mae,lr,lr_end,momentum,seconds\n"
+    ));
+    // A classifier has no RMSE/MAE: empty cells, not zeros.
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[4], row[5]), ("", ""), "{csv}");
+    assert!(row[3].parse::<f64>().unwrap() > 0.5, "{csv}");
     assert_eq!(csv.lines().count(), 2);
     let png = std::fs::read(run_dir.join("curves.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
@@ -241,7 +247,7 @@ fn scheduler_file_is_read() {
         .nth(2)
         .unwrap()
         .split(',')
-        .nth(4)
+        .nth(6)
         .unwrap()
         .parse()
         .unwrap();

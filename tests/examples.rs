@@ -83,8 +83,11 @@ fn golden_reproduces_every_fixture_case() {
 
 #[test]
 fn bench_runs_on_the_fixture_slice() {
+    // One run of the MLP and of a convolutional preset: the bench's own job is timing on
+    // the full set, the test's is that every path of it runs.
     let out = example("bench")
         .arg(common::fixture("mnist"))
+        .args(["mlp,lenet", "1"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -94,6 +97,7 @@ fn bench_runs_on_the_fixture_slice() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("steps/s"), "{stdout}");
+    assert!(stdout.contains("lenet"), "{stdout}");
 }
 
 #[test]
