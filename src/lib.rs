@@ -88,4 +88,14 @@ pub(crate) mod testutil {
             .map(|x| x.to_bits())
             .collect()
     }
+
+    /// The real MNIST fixture as bytes: (training images, labels, test images, labels).
+    pub fn mnist_fixture() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
+        let l = crate::data::load_builtin(crate::data::DataSource::Mnist, Some(&dir))
+            .expect("the MNIST fixture");
+        let test = l.test.expect("the fixture's test split");
+        let ((tri, trl), (tei, tel)) = (l.train.pixels_and_labels(), test.pixels_and_labels());
+        (tri, trl, tei, tel)
+    }
 }

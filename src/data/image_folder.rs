@@ -387,27 +387,9 @@ fn assemble(decoded: Vec<Vec<u8>>, channels: usize, plane: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::idx;
     use image::{GrayImage, RgbImage};
 
-    /// The real MNIST fixture: (training images, labels, test images, labels).
-    fn mnist() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-        let (_, tr) = idx::read_split(
-            &dir.join("train-images-idx3-ubyte.gz"),
-            &dir.join("train-labels-idx1-ubyte.gz"),
-            10,
-        )
-        .unwrap();
-        let (_, te) = idx::read_split(
-            &dir.join("t10k-images-idx3-ubyte.gz"),
-            &dir.join("t10k-labels-idx1-ubyte.gz"),
-            10,
-        )
-        .unwrap();
-        let ((tri, trl), (tei, tel)) = (tr.pixels_and_labels(), te.pixels_and_labels());
-        (tri, trl, tei, tel)
-    }
+    use crate::testutil::mnist_fixture as mnist;
 
     fn digit(images: &[u8], i: usize) -> &[u8] {
         &images[i * 784..(i + 1) * 784]

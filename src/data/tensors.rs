@@ -894,25 +894,11 @@ fn values(y: &Array, columns: usize, train: bool) -> Result<Targets> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::idx;
     use candle_core::{DType, Device, Tensor};
 
     /// The first `n` training and test images and labels of the real MNIST fixture.
     fn mnist(n: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist");
-        let (_, tr) = idx::read_split(
-            &dir.join("train-images-idx3-ubyte.gz"),
-            &dir.join("train-labels-idx1-ubyte.gz"),
-            10,
-        )
-        .unwrap();
-        let (_, te) = idx::read_split(
-            &dir.join("t10k-images-idx3-ubyte.gz"),
-            &dir.join("t10k-labels-idx1-ubyte.gz"),
-            10,
-        )
-        .unwrap();
-        let ((tri, trl), (tei, tel)) = (tr.pixels_and_labels(), te.pixels_and_labels());
+        let (tri, trl, tei, tel) = crate::testutil::mnist_fixture();
         (
             tri[..n * 784].to_vec(),
             trl[..n].to_vec(),

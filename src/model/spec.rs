@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use crate::schedule::cursor::Cursor;
 
@@ -982,61 +982,15 @@ impl Parser {
     }
 
     fn string(&mut self) -> Result<String, SpecError> {
-        let start = self.cur.pos;
-        let quote = self.cur.peek().unwrap_or('\'');
-        self.cur.pos += 1;
-        let mut out = String::new();
-        loop {
-            match self.cur.peek() {
-                None => {
-                    self.cur.pos = start;
-                    return Err(self.error("unterminated string"));
-                }
-                Some(c) if c == quote => {
-                    self.cur.pos += 1;
-                    return Ok(out);
-                }
-                Some(c) => {
-                    out.push(c);
-                    self.cur.pos += 1;
-                }
-            }
-        }
+        self.cur
+            .quoted(false)
+            .ok_or_else(|| self.error("unterminated string"))
     }
 
     fn number(&mut self) -> Result<Value, SpecError> {
-        let start = self.cur.pos;
-        while self
-            .cur
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
-        {
-            // A sign only starts the number or follows an exponent marker.
-            if matches!(self.cur.peek(), Some('-' | '+'))
-                && self.cur.pos > start
-                && !matches!(self.cur.chars[self.cur.pos - 1], 'e' | 'E')
-            {
-                break;
-            }
-            self.cur.pos += 1;
-        }
-        let text: String = self.cur.chars[start..self.cur.pos].iter().collect();
-        let text = text.replace('_', "");
-        let bad = |p: &mut Self| {
-            p.cur.pos = start;
-            p.error(&format!("'{text}' is not a number"))
-        };
-        if !text.contains(['.', 'e', 'E']) {
-            if let Ok(i) = text.parse::<i64>() {
-                return Ok(Value::from(i));
-            }
-        }
-        match text.parse::<f64>() {
-            Ok(x) if x.is_finite() => Number::from_f64(x)
-                .map(Value::Number)
-                .ok_or_else(|| bad(self)),
-            _ => Err(bad(self)),
-        }
+        self.cur
+            .number()
+            .map_err(|text| self.error(&format!("'{text}' is not a number")))
     }
 }
 

@@ -7,7 +7,7 @@
 use super::cursor::Cursor;
 use std::fmt;
 
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 use super::config::{canonical_name, RawConfig, MAX_SPEC_DEPTH};
 use super::error::ScheduleError;
@@ -293,68 +293,15 @@ impl Parser {
     }
 
     fn string(&mut self) -> Result<String, ScheduleError> {
-        let start = self.cur.pos;
-        let quote = self.peek().unwrap_or('\'');
-        self.cur.pos += 1;
-        let mut out = String::new();
-        loop {
-            match self.peek() {
-                None => {
-                    self.cur.pos = start;
-                    return Err(self.error("unterminated string"));
-                }
-                Some('\\') => {
-                    self.cur.pos += 1;
-                    if let Some(c) = self.peek() {
-                        out.push(c);
-                        self.cur.pos += 1;
-                    }
-                }
-                Some(c) if c == quote => {
-                    self.cur.pos += 1;
-                    return Ok(out);
-                }
-                Some(c) => {
-                    out.push(c);
-                    self.cur.pos += 1;
-                }
-            }
-        }
+        self.cur
+            .quoted(true)
+            .ok_or_else(|| self.error("unterminated string"))
     }
 
     fn number(&mut self) -> Result<Value, ScheduleError> {
-        let start = self.cur.pos;
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_'))
-        {
-            // A sign only starts the number or follows an exponent marker.
-            if matches!(self.peek(), Some('-' | '+'))
-                && self.cur.pos > start
-                && !matches!(self.cur.chars[self.cur.pos - 1], 'e' | 'E')
-            {
-                break;
-            }
-            self.cur.pos += 1;
-        }
-        let text: String = self.cur.chars[start..self.cur.pos].iter().collect();
-        let text = text.replace('_', "");
-        let is_float = text.contains(['.', 'e', 'E']);
-        let bad = |p: &mut Self| {
-            p.cur.pos = start;
-            p.error(&format!("'{text}' is not a number"))
-        };
-        if !is_float {
-            if let Ok(i) = text.parse::<i64>() {
-                return Ok(Value::from(i));
-            }
-        }
-        match text.parse::<f64>() {
-            Ok(x) if x.is_finite() => Number::from_f64(x)
-                .map(Value::Number)
-                .ok_or_else(|| bad(self)),
-            _ => Err(bad(self)),
-        }
+        self.cur
+            .number()
+            .map_err(|text| self.error(&format!("'{text}' is not a number")))
     }
 
     fn json_object(&mut self) -> Result<Parsed, ScheduleError> {
