@@ -112,6 +112,7 @@ fn main() -> anyhow::Result<()> {
                 ..SweepConfig::default()
             },
             rule: Rule::Steepest,
+            verify: None,
         };
         let mut per_rule: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for seed in 0..5 {

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::data::batches::BatchOrder;
 use crate::data::{Batch, DeviceData, DeviceSplit};
 use crate::error::{Error, Result, Scope};
-use crate::finder::{Checkpoint, TrainStep};
+use crate::finder::{Checkpoint, TrainStep, TrialScore};
 use crate::loss::{LossConfig, Metrics, Scores};
 use crate::model::{Mode, Model};
 use crate::optim::AnyOptimizer;
@@ -293,6 +293,46 @@ impl Learner {
             start += len;
         }
         Ok(sums.metrics(&self.loss))
+    }
+
+    /// Up to `n` samples of the validation split, spread evenly over it (a file sorted by
+    /// class would give a prefix of one class): the held-out set verification trials are
+    /// scored on. An error when the split is empty.
+    pub fn held_out(&self, n: usize) -> Result<Batch> {
+        let total = self.data.val_len();
+        let k = n.min(total);
+        if k == 0 {
+            return Err(Error::setting(
+                Scope::Batching,
+                "val_split",
+                0,
+                "verification trials are scored on the validation split, which is empty",
+            ));
+        }
+        let idx: Vec<u32> = (0..k).map(|i| (i * total / k) as u32).collect();
+        self.data.val.gather(&idx)
+    }
+
+    /// Loss (and accuracy) on a held-out batch, scored in chunks of `chunk` rows so a large
+    /// set of images never needs all its activations at once.
+    pub fn trial_score(&self, set: &Batch, chunk: usize) -> Result<TrialScore> {
+        let (n, chunk) = (set.len(), chunk.max(1));
+        let mut sums = Scores::default();
+        let mut start = 0;
+        while start < n {
+            let len = chunk.min(n - start);
+            let part = Batch {
+                x: set.x.narrow(0, start, len)?,
+                y: set.y.narrow(0, start, len)?,
+            };
+            sums += self.score(&part)?;
+            start += len;
+        }
+        let m = sums.metrics(&self.loss);
+        Ok(TrialScore {
+            loss: m.loss,
+            accuracy: m.accuracy,
+        })
     }
 
     /// The loss and metric sums of one batch, in evaluation mode, without keeping a graph.

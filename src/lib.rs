@@ -27,7 +27,7 @@
 //! };
 //! let config = SweepConfig { min_lr: 1e-5, max_lr: 1.0, num_steps: 60, ..SweepConfig::default() };
 //! let curve = run_sweep(&mut step, &config, &mut |_| ControlFlow::Continue(()))?;
-//! let analysis = analyse(&curve, config.window, Rule::Fall);
+//! let analysis = analyse(&curve, &config, Rule::Fall);
 //! let lr = analysis.suggestion.map(|s| s.lr).expect("a suggestion");
 //! assert!(lr > 1e-4 && lr < 0.2, "{lr}");
 //! # Ok(())

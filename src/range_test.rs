@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DataConfig, DataSummary, Dataset, DeviceData, Task};
 use crate::device::{describe, DeviceSpec};
-use crate::error::Result;
-use crate::finder::{self, Rule, StepEvent, SweepConfig};
+use crate::error::{Error, Result, Scope};
+use crate::finder::{
+    self, Analysis, Rule, StepEvent, SweepConfig, TrialEvent, Verification, VerifyConfig,
+};
 use crate::learner::{Learner, StepLoss};
 use crate::loss::LossConfig;
 use crate::model::{Model, ModelConfig};
@@ -117,6 +119,40 @@ pub struct RangeTest {
     pub sweep: SweepConfig,
     /// The rule whose suggestion is reported.
     pub rule: Rule,
+    /// Verify the suggestion with short training trials after the sweep (None: don't).
+    pub verify: Option<VerifyConfig>,
+}
+
+/// Validation samples (at most; spread over the split) each verification trial is scored on.
+pub const VERIFY_SAMPLES: usize = 1024;
+
+/// Verifies `analysis`'s suggestion on `learner` (see [`finder::verify`]): trials from the
+/// learner's current state at the candidate LRs, each scored on the same held-out samples;
+/// the learner is put back as it was. An error when there is no suggestion to verify.
+pub fn verify_learner(
+    learner: &mut Learner,
+    analysis: &Analysis,
+    config: &VerifyConfig,
+    observe: &mut dyn FnMut(&TrialEvent) -> ControlFlow<()>,
+) -> Result<Verification> {
+    let Some(s) = &analysis.suggestion else {
+        return Err(Error::setting(
+            Scope::Sweep,
+            "verify",
+            "on",
+            "there is no suggestion to verify",
+        ));
+    };
+    let candidates = finder::candidates(analysis, config);
+    let set = learner.held_out(VERIFY_SAMPLES)?;
+    finder::verify(
+        learner,
+        &candidates,
+        s.lr,
+        config,
+        |l: &mut Learner| l.trial_score(&set, 512),
+        observe,
+    )
 }
 
 impl RangeTest {
@@ -124,6 +160,9 @@ impl RangeTest {
     pub fn validate(&self) -> Result<()> {
         self.setup.data.validate()?;
         self.sweep.validate()?;
+        if let Some(v) = &self.verify {
+            v.validate()?;
+        }
         self.setup.model.validate()?;
         self.setup.optimizer.validate()?;
         crate::learner::check_batching(self.setup.batch_size, self.accumulate)
@@ -166,6 +205,18 @@ impl RangeTest {
         device: &candle_core::Device,
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
+        self.run_verified_on(data, device, observe, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// [`RangeTest::run_on`], with an observer for the verification trials too. Without a
+    /// suggestion (or after Ctrl-C) nothing is verified.
+    pub fn run_verified_on(
+        &self,
+        data: &DeviceData,
+        device: &candle_core::Device,
+        observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+        observe_trial: &mut dyn FnMut(&TrialEvent) -> ControlFlow<()>,
+    ) -> Result<RangeTestReport> {
         let mut learner = self.learner(data, device)?;
         let t = Instant::now();
         let curve = finder::find_lr(&mut learner, &self.sweep, observe)?;
@@ -175,7 +226,7 @@ impl RangeTest {
             ..self.settings(&data.summary)
         };
         let steps = curve.lrs.len();
-        Ok(RangeTestReport::new(
+        let report = RangeTestReport::new(
             settings,
             &self.sweep,
             self.rule,
@@ -186,13 +237,30 @@ impl RangeTest {
                 total_s: 0.0,
                 steps_per_s: steps as f64 / sweep_s.max(1e-9),
             },
-        ))
+        );
+        match &self.verify {
+            Some(v) if report.analysis.suggestion.is_some() && !report.interrupted => {
+                let verification =
+                    verify_learner(&mut learner, &report.analysis, v, observe_trial)?;
+                Ok(report.with_verification(verification))
+            }
+            _ => Ok(report),
+        }
     }
 
     /// Loads the data, opens the device and runs.
     pub fn run(
         &self,
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+    ) -> Result<RangeTestReport> {
+        self.run_verified(observe, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// [`RangeTest::run`] with an observer for the verification trials too.
+    pub fn run_verified(
+        &self,
+        observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
+        observe_trial: &mut dyn FnMut(&TrialEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
         // Bad settings fail before the data is read; run_on checks them again for its
         // own callers, which costs nothing.
@@ -201,7 +269,7 @@ impl RangeTest {
         let device = self.device.open()?;
         let data = self.setup.device_data(&device)?;
         let load_s = t.elapsed().as_secs_f64();
-        let mut report = self.run_on(&data, &device, observe)?;
+        let mut report = self.run_verified_on(&data, &device, observe, observe_trial)?;
         report.timings.load_s = load_s;
         Ok(report)
     }

@@ -116,3 +116,37 @@ fn rule_study_reads_every_curve_on_the_fixture_slices() {
         assert!(stdout.contains(rule), "{rule}: {stdout}");
     }
 }
+
+#[test]
+fn verify_study_trains_the_grid_and_the_verified_lr_on_the_fixture_slice() {
+    let json = tmp("verify_study").join("study.json");
+    let out = example("verify_study")
+        .arg(common::root().join("tests/fixtures"))
+        .args([
+            "--only",
+            "mnist-mlp-sgd",
+            "--seeds",
+            "1",
+            "--quick",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| mnist-mlp-sgd | 1 epochs"), "{stdout}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = &r[0];
+    // Every candidate was tried at every horizon and trained; the grid's two LRs too.
+    let n = r["candidates"].as_array().unwrap().len();
+    assert!(n >= 3, "{r}");
+    assert_eq!(r["trial_scores"].as_array().unwrap().len(), n);
+    assert_eq!(r["grid"].as_array().unwrap().len(), 2);
+    assert!(r["trained"].as_array().unwrap().len() >= n);
+    assert!(r["default_cost_s"].as_f64().unwrap() > 0.0);
+}

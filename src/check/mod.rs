@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::describe;
 use crate::error::{Error, Result, Scope};
-use crate::finder::{analyse, run_sweep, Curve, Rule, StepEvent, SweepConfig, TrainStep};
+use crate::finder::{
+    analyse, run_sweep, Analysis, Curve, Rule, StepEvent, SweepConfig, TrainStep, Verification,
+};
 use crate::range_test::RangeTest;
 use crate::report::atomic::write_atomic;
 use crate::report::RunSettings;
@@ -94,6 +96,19 @@ pub struct SeedRun {
     pub curve: Curve,
     /// Seconds the sweep took.
     pub seconds: f64,
+    /// The suggestion verified by trials, when the check verifies: what is gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_lr: Option<f64>,
+    /// The verification trials, when the check verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+impl SeedRun {
+    /// The LR the check judges: the verified one when the check verifies, else the rule's.
+    pub fn gated(&self) -> Option<f64> {
+        self.verified_lr.or(self.suggestion)
+    }
 }
 
 /// The verdict of a stability check.
@@ -166,7 +181,24 @@ pub fn read_baseline(path: &Path) -> Result<Baseline> {
 /// check, which then has no verdict but keeps the runs it finished.
 pub fn check_stability<M, E, F>(
     config: &StabilityConfig,
+    make: F,
+    observe: &mut dyn FnMut(usize, usize, &StepEvent) -> ControlFlow<()>,
+) -> Result<Stability>
+where
+    M: TrainStep,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: FnMut(u64) -> std::result::Result<M, E>,
+{
+    check_stability_verified(config, make, &mut |_, _| Ok(None), observe)
+}
+
+/// [`check_stability`], with `verify(step, analysis)` called after each seed's sweep that
+/// has a suggestion (e.g. [`crate::range_test::verify_learner`]): a verification that
+/// chooses an LR makes that LR the one judged for the seed.
+pub fn check_stability_verified<M, E, F>(
+    config: &StabilityConfig,
     mut make: F,
+    verify: &mut dyn FnMut(&mut M, &Analysis) -> Result<Option<Verification>>,
     observe: &mut dyn FnMut(usize, usize, &StepEvent) -> ControlFlow<()>,
 ) -> Result<Stability>
 where
@@ -180,7 +212,12 @@ where
         let mut step = make(seed).map_err(Error::from_user)?;
         let t = Instant::now();
         let curve = run_sweep(&mut step, &config.sweep, &mut |e| observe(k, total, e))?;
-        let analysis = analyse(&curve, config.sweep.window, config.rule);
+        let analysis = analyse(&curve, &config.sweep, config.rule);
+        let verification = if analysis.suggestion.is_some() && !curve.stop.is_interrupted() {
+            verify(&mut step, &analysis)?
+        } else {
+            None
+        };
         Ok(SeedRun {
             seed,
             suggestion: analysis.suggestion.as_ref().map(|s| s.lr),
@@ -189,6 +226,8 @@ where
             pinned: analysis.pinned,
             curve,
             seconds: t.elapsed().as_secs_f64(),
+            verified_lr: verification.as_ref().and_then(|v| v.verified_lr),
+            verification,
         })
     };
     let mut runs = Vec::new();
@@ -236,7 +275,7 @@ fn judge(
             ));
         }
     }
-    let lrs: Vec<f64> = runs.iter().filter_map(|r| r.suggestion).collect();
+    let lrs: Vec<f64> = runs.iter().filter_map(SeedRun::gated).collect();
     let st = if !interrupted && lrs.len() == runs.len() {
         stats(&lrs)
     } else {
@@ -425,12 +464,19 @@ pub fn run_check(
     rt.validate()?;
     let device = rt.device.open()?;
     let data = rt.setup.device_data(&device)?;
-    let verdict = check_stability(
+    let verdict = check_stability_verified(
         &stability,
         |seed| {
             let mut t = rt.clone();
             t.setup.seed = seed;
             t.learner(&data, &device)
+        },
+        &mut |learner, analysis| match &rt.verify {
+            Some(v) => crate::range_test::verify_learner(learner, analysis, v, &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .map(Some),
+            None => Ok(None),
         },
         observe,
     )?;

@@ -9,7 +9,7 @@ use lrfind::data::{DataConfig, Source};
 use lrfind::device::DeviceSpec;
 
 use super::invalid;
-use lrfind::finder::{LadderMode, Rule, SweepConfig, Window};
+use lrfind::finder::{LadderMode, Rule, SweepConfig, VerifyConfig, Window};
 use lrfind::learner::StepLoss;
 use lrfind::loss::LossConfig;
 use lrfind::model::ModelConfig;
@@ -424,9 +424,31 @@ pub struct SweepArgs {
         help_heading = "Suggestion"
     )]
     pub skip_end: usize,
+    /// Verify the suggestion: after the sweep, short training trials from the same weights
+    /// and batches at LRs around it (x1/3, x1, x3 and the closest other rule's suggestion),
+    /// each scored by validation loss; the verified LR is the trial a notch below the best
+    /// (a full run does best a little below a short trial's best)
+    #[arg(long, help_heading = "Verification")]
+    pub verify: bool,
+    /// Optimizer steps per verification trial
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = lrfind::finder::verify::DEFAULT_STEPS,
+        help_heading = "Verification"
+    )]
+    pub verify_steps: usize,
 }
 
 impl SweepArgs {
+    /// The verification asked for (None without --verify).
+    pub fn verify_config(&self) -> Option<VerifyConfig> {
+        self.verify.then(|| VerifyConfig {
+            steps: self.verify_steps,
+            ..VerifyConfig::default()
+        })
+    }
+
     pub fn range_test(&self, setup: Setup, device: DeviceSpec) -> Result<RangeTest> {
         let rt = RangeTest {
             setup,
@@ -453,6 +475,7 @@ impl SweepArgs {
                 extend: self.extend,
             },
             rule: self.suggest,
+            verify: self.verify_config(),
         };
         if self.val_loss && self.val_samples == 0 {
             return Err(invalid("--val-samples 0: must be at least 1"));

@@ -202,7 +202,7 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
             label: format!("seed {}", run.seed),
             lrs,
             smoothed: sm,
-            suggestion: run.suggestion,
+            suggestion: run.gated(),
         })
         .collect();
     plot::check(
@@ -230,13 +230,28 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
 fn table(r: &CheckReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{:>6}  {:>11}  {:<9} stop", "seed", "suggestion", "rule");
-    for run in &r.runs {
+    let verified = r.runs.iter().any(|run| run.verification.is_some());
+    if verified {
         let _ = writeln!(
             s,
-            "{:>6}  {:>11}  {:<9} {}{}",
+            "{:>6}  {:>11}  {:>11}  {:<9} stop",
+            "seed", "verified", "suggestion", "rule"
+        );
+    } else {
+        let _ = writeln!(s, "{:>6}  {:>11}  {:<9} stop", "seed", "suggestion", "rule");
+    }
+    for run in &r.runs {
+        let lr = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3e}"));
+        let verified_col = if verified {
+            format!("{:>11}  ", lr(run.verified_lr))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "{:>6}  {verified_col}{:>11}  {:<9} {}{}",
             run.seed,
-            run.suggestion.map_or("-".into(), |v| format!("{v:.3e}")),
+            lr(run.suggestion),
             run.rule,
             run.curve.stop,
             if run.pinned { " (pinned by --max)" } else { "" }

@@ -28,12 +28,13 @@ fn flag(scope: Scope, field: &str) -> String {
 }
 
 /// Field names that other fields' messages mention, with the flag a user knows them by.
-const MENTIONED: [(&str, &str); 10] = [
+const MENTIONED: [(&str, &str); 11] = [
     ("set allow_pinned", "pass --allow-pinned"),
     ("set extend", "use --extend"),
     ("max_lr", "--max"),
     ("min_lr", "--min"),
     ("num_steps", "--num-steps"),
+    ("batch_size", "--batch-size"),
     ("max_spread", "--max-spread"),
     ("tolerance", "--tolerance"),
     ("val_split", "--val-split"),

@@ -10,6 +10,7 @@ use super::args::{SetupArgs, SweepArgs};
 use super::out::{self, Human, EXIT_INTERRUPTED, EXIT_NO_RESULT, EXIT_OK};
 use super::progress;
 use anyhow::Result;
+use lrfind::finder::{Edge, Verification};
 use lrfind::learner::StepLoss;
 use lrfind::plot::{self, PlotFormat, RangeTestPlot};
 use lrfind::report::atomic::{check_distinct, check_writable};
@@ -82,16 +83,45 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
         args.quiet,
         "{spinner} range test [{bar:30}] {pos}/{len} eta {eta} {msg}",
     );
-    let mut report = rt.run(&mut |e| {
-        pb.set_position(e.step as u64 + 1);
-        pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
-        if progress::should_stop() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })?;
+    let trials_pb = std::cell::OnceCell::new();
+    let mut report = rt.run_verified(
+        &mut |e| {
+            pb.set_position(e.step as u64 + 1);
+            pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
+            if progress::should_stop() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+        &mut |e| {
+            let tpb = trials_pb.get_or_init(|| {
+                pb.finish_and_clear();
+                progress::bar(
+                    (e.trials * e.steps) as u64,
+                    args.quiet,
+                    "{spinner} verifying [{bar:30}] {pos}/{len} eta {eta} {msg}",
+                )
+            });
+            tpb.set_position((e.trial * e.steps + e.step + 1) as u64);
+            tpb.set_message(format!(
+                "trial {}/{} lr {:.2e} loss {:.4}",
+                e.trial + 1,
+                e.trials,
+                e.lr,
+                e.loss
+            ));
+            if progress::should_stop() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )?;
     pb.finish_and_clear();
+    if let Some(t) = trials_pb.get() {
+        t.finish_and_clear();
+    }
     report.timings.total_s = started.elapsed().as_secs_f64();
 
     // The measurement first: if the plot cannot be written (disk full), the report is kept.
@@ -103,7 +133,7 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
     if args.json {
         out::print(&format!("{}\n", report.to_json()))?;
     }
-    if let (Some(PrintWhat::Lr), Some(lr)) = (args.print, report.suggested_lr) {
+    if let (Some(PrintWhat::Lr), Some(lr)) = (args.print, report.best_lr()) {
         out::print(&format!("{}\n", out::num(lr)))?;
     }
     Human::new(args.json || args.print.is_some(), args.quiet).say(&summary(&report, args))?;
@@ -133,7 +163,8 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
     let figure = RangeTestPlot::new(&report.curve, &report.analysis)
         .title(title)
         .y_label(y_label)
-        .show_rules(show_rules);
+        .show_rules(show_rules)
+        .verification(report.verification.as_ref());
     plot::range_test(out, &figure)?;
     Ok(())
 }
@@ -141,7 +172,8 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
 /// Said on stderr, after the summary.
 fn warnings(r: &RangeTestReport) -> Vec<String> {
     let mut w = Vec::new();
-    if r.analysis.pinned_by_max {
+    // Only a suggestion can be pinned: after "no suggestion" the reason says it all.
+    if r.analysis.pinned {
         let (upto, reach) = match r.extended_to {
             Some(to) => (to, format!("{} (extended past --max)", out::num(to))),
             None => (
@@ -154,10 +186,68 @@ fn warnings(r: &RangeTestReport) -> Vec<String> {
             out::num_times_pow10(upto, 2)
         ));
     }
+    if let Some(edge) = r.analysis.edge {
+        let lr = r.analysis.suggestion.as_ref().map_or(0.0, |s| s.lr);
+        w.push(match edge {
+            Edge::First => format!(
+                "the suggestion {} sits on the first usable step: the loss was already falling where the curve starts, so the answer may lie lower; lower --min{}",
+                out::num(lr),
+                if r.verification.is_some() { "" } else { " or pass --verify" }
+            ),
+            Edge::Last => format!(
+                "the suggestion {} sits on the last usable step: the curve ends right after it, so it is bounded by the range",
+                out::num(lr)
+            ),
+        });
+    }
+    if let Some(v) = &r.verification {
+        if v.none_improved {
+            w.push(format!(
+                "no verification trial beat the starting weights' validation loss ({:.4}) in {} steps: the model may have converged, or every candidate is too high",
+                v.start.loss, v.steps
+            ));
+        } else if v.chosen.is_none() && !v.interrupted {
+            w.push(
+                "every verification trial diverged: the suggestion stands unverified; lower --max"
+                    .into(),
+            );
+        }
+    }
     if r.interrupted {
         w.push("interrupted; the report holds the steps measured so far".into());
     }
     w
+}
+
+/// The verification's lines of the summary: one per trial, the chosen one marked.
+fn verification_summary(v: &Verification) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  verification: {} trials of {} steps from the same start (validation loss {:.4}), {:.2} s; + lowest validation loss, * verified (the next lower LR: a full run does best a notch below a short trial's best)",
+        v.trials.len(),
+        v.steps,
+        v.start.loss,
+        v.seconds
+    );
+    for (i, t) in v.trials.iter().enumerate() {
+        let mark = match (v.chosen == Some(i), v.best == Some(i)) {
+            (true, _) => "*",
+            (false, true) => "+",
+            _ => " ",
+        };
+        let score = match (t.score, t.diverged) {
+            (Some(sc), _) => match sc.accuracy {
+                Some(a) => format!("val loss {:.4}, accuracy {:.2} %", sc.loss, 100.0 * a),
+                None => format!("val loss {:.4}", sc.loss),
+            },
+            (None, true) => "diverged".into(),
+            (None, false) => "not finished".into(),
+        };
+        let _ = writeln!(s, "  {mark} {:.3e} {:<9} {score}", t.lr, t.origin);
+    }
+    s
 }
 
 fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
@@ -165,14 +255,26 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     let mut s = String::new();
     let a = &r.analysis;
     match (&a.suggestion, &a.no_suggestion) {
-        (Some(sg), _) => {
-            let _ = writeln!(
-                s,
-                "suggested learning rate: {} ({} rule)",
-                out::paint(out::GOOD, format!("{:.3e}", sg.lr)),
-                sg.rule
-            );
-        }
+        (Some(sg), _) => match r.verified_lr {
+            Some(v) => {
+                let _ = writeln!(
+                    s,
+                    "verified learning rate: {} (the best of {} trials; the {} rule suggested {:.3e})",
+                    out::paint(out::GOOD, format!("{v:.3e}")),
+                    r.verification.as_ref().map_or(0, |v| v.trials.len()),
+                    sg.rule,
+                    sg.lr
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "suggested learning rate: {} ({} rule)",
+                    out::paint(out::GOOD, format!("{:.3e}", sg.lr)),
+                    sg.rule
+                );
+            }
+        },
         (None, Some(why)) => {
             let _ = writeln!(
                 s,
@@ -204,6 +306,9 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         out::num(r.sweep.max_lr),
         r.stop_reason
     );
+    if let Some(v) = &r.verification {
+        s.push_str(&verification_summary(v));
+    }
     if let Some(to) = r.extended_to {
         let _ = writeln!(
             s,

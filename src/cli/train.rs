@@ -38,6 +38,19 @@ pub struct TrainArgs {
         help_heading = "Learning rate"
     )]
     pub report: PathBuf,
+    /// With --use-suggested: verify the suggestion with short training trials before training
+    /// (unless the report already holds a verification, as `lrfind --verify` writes), and
+    /// train at the verified LR
+    #[arg(long, help_heading = "Learning rate")]
+    pub verify: bool,
+    /// Optimizer steps per verification trial
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = lrfind::finder::verify::DEFAULT_STEPS,
+        help_heading = "Learning rate"
+    )]
+    pub verify_steps: usize,
 
     #[command(flatten)]
     pub setup: SetupArgs,
@@ -175,16 +188,25 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             loss: report.settings.loss,
             init_from: report.settings.init_from.clone(),
         };
+        let setup = args.setup.resolve(Some(&base))?;
+        let device = args.setup.device(None)?;
+        let (lr, rule) = match (report.verified_lr, args.verify) {
+            (Some(v), _) => (v, format!("{}, verified", report.rule)),
+            (None, true) => (
+                verify_now(args, &report, &setup, &device)?,
+                format!("{}, verified", report.rule),
+            ),
+            (None, false) => (lr, report.rule.to_string()),
+        };
         let source = LrSource::Suggested {
             report: args.report.display().to_string(),
-            rule: report.rule.to_string(),
+            rule,
         };
-        (
-            args.setup.resolve(Some(&base))?,
-            lr,
-            source,
-            args.setup.device(None)?,
-        )
+        (setup, lr, source, device)
+    } else if args.verify {
+        return Err(invalid(
+            "--verify checks a range test's suggestion: it needs --use-suggested (with --lr the LR is yours)",
+        ));
     } else if let Some(lr) = args.lr {
         (
             args.setup.resolve(None)?,
@@ -218,6 +240,62 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         lrfind::schedule::check_schedule(&s, &config.param_groups(), config.epochs, None)?;
     }
     Ok(config)
+}
+
+/// Verifies the report's suggestion on the training setup (short trials from its starting
+/// weights) and returns the verified LR, saying what the trials found.
+fn verify_now(
+    args: &TrainArgs,
+    report: &RangeTestReport,
+    setup: &lrfind::range_test::Setup,
+    device: &lrfind::device::DeviceSpec,
+) -> Result<f64> {
+    let config = lrfind::finder::VerifyConfig {
+        steps: args.verify_steps,
+        ..Default::default()
+    };
+    let rt = lrfind::range_test::RangeTest {
+        setup: setup.clone(),
+        device: *device,
+        accumulate: report.settings.accumulate,
+        step_loss: report.settings.step_loss,
+        sweep: report.sweep.clone(),
+        rule: report.rule,
+        verify: Some(config.clone()),
+    };
+    rt.validate()?;
+    let dev = rt.device.open()?;
+    let data = rt.setup.device_data(&dev)?;
+    let mut learner = rt.learner(&data, &dev)?;
+    let v =
+        lrfind::range_test::verify_learner(&mut learner, &report.analysis, &config, &mut |_| {
+            if progress::should_stop() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+    if v.interrupted {
+        return Err(invalid(
+            "interrupted during the verification trials: nothing trained",
+        ));
+    }
+    let lr = v.verified_lr.ok_or_else(|| {
+        invalid(format!(
+            "--verify: every trial diverged, from {} to {}; rerun the range test with a lower --max, or pass --lr",
+            out::num(v.trials.first().map_or(0.0, |t| t.lr)),
+            out::num(v.trials.last().map_or(0.0, |t| t.lr))
+        ))
+    })?;
+    out::note(&format!(
+        "verified learning rate {lr:.3e}: the best of {} trials of {} steps ({:.1} s); the {} rule suggested {:.3e}\n",
+        v.trials.len(),
+        v.steps,
+        v.seconds,
+        report.rule,
+        v.suggested_lr
+    ));
+    Ok(lr)
 }
 
 /// `runs/<UTC time to the millisecond>`; [`RunDir::create_unique`] adds `-2`, `-3`, … if

@@ -104,19 +104,70 @@ pub enum NoSuggestion {
     /// A smoothed loss inside the window is NaN or ±inf.
     #[error("the loss is not finite inside the window")]
     NonFinite,
-    /// The smoothed loss fell less than [`MIN_FALL`] of its level: a flat curve (the range
-    /// lies below where the model learns), whose lowest point is noise, not a signal.
+    /// The smoothed loss fell less than [`MIN_FALL`] of its level: a flat curve, whose
+    /// lowest point is noise, not a signal.
     #[error(
-        "no real descent: the smoothed loss fell only {:.1}% from its start plateau (at least {:.0}% is needed); the range is too low: raise max_lr (or set extend)",
-        fall * 100.0,
-        need * 100.0
+        "no real descent: the smoothed loss fell only {}% from its start plateau, less than the {:.0}% needed; {}",
+        percent_below(*fall),
+        need * 100.0,
+        flat_advice(*blew_up)
     )]
     NoRealDescent {
         /// How far the smoothed loss fell, as a fraction of its start-plateau level.
         fall: f64,
         /// The least fraction that counts ([`MIN_FALL`]).
         need: f64,
+        /// The loss blew up after its small fall (set by [`crate::finder::analyse`]): the
+        /// model barely learns in this many steps, rather than the range being too low.
+        #[serde(default)]
+        blew_up: bool,
     },
+    /// The smoothed loss fell, but by no more than the raw loss's own step-to-step noise
+    /// would make it fall under the same smoothing (a converged model's curve, or a range
+    /// below where the model learns).
+    #[error(
+        "no clear descent: the smoothed loss fell {fall:.3}, only {ratio:.2}x the raw loss's step-to-step noise ({noise:.3}), and pure noise under this smoothing falls up to {null:.2}x; at least {need:.2}x is needed; {}",
+        noise_advice(*blew_up)
+    )]
+    WithinNoise {
+        /// The smoothed loss's fall from its start plateau to its minimum (loss units).
+        fall: f64,
+        /// The raw loss's step-to-step noise (robust standard deviation).
+        noise: f64,
+        /// `fall / noise`.
+        ratio: f64,
+        /// The 99.9th percentile of `fall / noise` over pure-noise curves.
+        null: f64,
+        /// The least ratio that counts.
+        need: f64,
+        /// The loss blew up after it (see `NoRealDescent`).
+        blew_up: bool,
+    },
+}
+
+/// `fall` as a percentage rounded *down* to two decimals, so a value under the threshold
+/// never prints as the threshold ("0.99%", not "1.0%").
+fn percent_below(fall: f64) -> String {
+    if !fall.is_finite() {
+        return "0".into();
+    }
+    format!("{:.2}", (fall * 1e4).floor() / 100.0)
+}
+
+fn flat_advice(blew_up: bool) -> &'static str {
+    if blew_up {
+        "the loss blew up right after, so the model barely learns in this many steps: take more num_steps or a smaller batch_size"
+    } else {
+        "the range is too low: raise max_lr (or set extend)"
+    }
+}
+
+fn noise_advice(blew_up: bool) -> &'static str {
+    if blew_up {
+        "the curve is noise until it blows up: the model barely learns in this many steps (take more num_steps or a smaller batch_size), or it has already converged"
+    } else {
+        "the curve is noise: the model has already converged, or the range lies below where it learns (raise max_lr or set extend)"
+    }
 }
 
 /// The smoothed loss must fall at least this fraction of its start-plateau level (the
@@ -178,6 +229,7 @@ pub fn suggest(
         return Err(NoSuggestion::NoRealDescent {
             fall,
             need: MIN_FALL,
+            blew_up: false,
         });
     }
     let ln: Vec<f64> = x.iter().map(|v| v.ln()).collect();

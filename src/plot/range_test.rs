@@ -13,7 +13,7 @@ use super::output::{save, to_svg, Figure};
 use super::scale::{finite_span, interpolate, loss_view, Axis};
 use super::style::{self, Boxed, Mark, Panel, Series};
 use super::{format, PlotError};
-use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion};
+use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion, Verification};
 
 /// Loss vs LR of an LR range test: the measured [`Curve`] and what
 /// [`analyse`](crate::finder::analyse) made of it.
@@ -34,6 +34,7 @@ pub struct RangeTestPlot<'a> {
     title: String,
     y_label: String,
     show_rules: bool,
+    verification: Option<&'a Verification>,
 }
 
 impl<'a> RangeTestPlot<'a> {
@@ -45,6 +46,7 @@ impl<'a> RangeTestPlot<'a> {
             title: "LR range test".into(),
             y_label: "loss".into(),
             show_rules: false,
+            verification: None,
         }
     }
 
@@ -67,6 +69,19 @@ impl<'a> RangeTestPlot<'a> {
         self.show_rules = show;
         self
     }
+
+    /// Adds a second panel under the curve: each verification trial's validation loss
+    /// against its LR, the verified LR marked beside the range test's suggestion.
+    pub fn verification(mut self, verification: Option<&'a Verification>) -> Self {
+        self.verification = verification;
+        self
+    }
+
+    /// Trials worth a panel: at least one ended with a score.
+    fn trials(&self) -> Option<&'a Verification> {
+        self.verification
+            .filter(|v| v.trials.iter().any(|t| t.score.is_some()))
+    }
 }
 
 /// Writes the range-test figure to `path` (`.png` or `.svg`, by extension).
@@ -81,7 +96,11 @@ pub fn range_test_svg(plot: &RangeTestPlot) -> Result<String, PlotError> {
 
 impl Figure for RangeTestPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (900, 600)
+        if self.trials().is_some() {
+            (900, 900)
+        } else {
+            (900, 600)
+        }
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
@@ -208,7 +227,12 @@ fn draw<DB: DrawingBackend>(
         .chain(&faint)
         .flatten()
         .map(|p| p.0)
-        .chain(shown.iter().map(|s| s.lr));
+        .chain(shown.iter().map(|s| s.lr))
+        .chain(
+            plot.trials()
+                .into_iter()
+                .flat_map(|v| v.trials.iter().map(|t| t.lr)),
+        );
     let (Some((lr_lo, lr_hi)), true) = (finite_span(all_lrs), main.iter().any(Option::is_some))
     else {
         return style::empty(root, &plot.title, "no finite loss values to plot");
@@ -236,7 +260,16 @@ fn draw<DB: DrawingBackend>(
     };
 
     let mut layout = Layout::default();
-    let area = style::titled(root, &plot.title, &mut layout)?;
+    let whole = style::titled(root, &plot.title, &mut layout)?;
+    // With trials the curve takes the top 62 %, the trials the rest.
+    let (area, below) = match plot.trials() {
+        Some(_) => {
+            let h = whole.dim_in_pixel().1 as f64;
+            let (top, bottom) = whole.split_vertically((0.62 * h) as i32);
+            (top, Some(bottom))
+        }
+        None => (whole, None),
+    };
     let label = &plot.y_label;
     let mut entries = Vec::new();
     let mut series = Vec::new();
@@ -329,13 +362,154 @@ fn draw<DB: DrawingBackend>(
         style::highlight(&mut framed.chart, p, 7, style::RED)?;
     }
     layout.panels.push(framed.finish()?);
+    if let (Some(v), Some(below)) = (plot.trials(), below) {
+        if let Some(panel) = draw_trials(&below, v, &x, chosen)? {
+            layout.panels.push(panel);
+        }
+    }
     Ok(layout)
+}
+
+/// The verification panel: each trial's held-out loss at its end against its LR (on the
+/// curve's LR axis), diverged trials along the top, the verified LR marked in green beside
+/// the suggestion's red guide.
+fn draw_trials<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    v: &Verification,
+    x: &Axis,
+    suggestion: Option<&Suggestion>,
+) -> Result<Option<super::layout::PanelLayout>, PlotError> {
+    let scored: Vec<(f64, f64)> = v
+        .trials
+        .iter()
+        .filter_map(|t| Some((t.lr, t.score?.loss)))
+        .filter(|(lr, l)| lr.is_finite() && *lr > 0.0 && l.is_finite())
+        .collect();
+    let values = scored.iter().map(|p| p.1).chain([v.start.loss]);
+    let Some((lo, hi)) = super::scale::finite_span(values) else {
+        return Ok(None);
+    };
+    let (lo, hi) = super::scale::padded(lo, hi, 0.12);
+    let y = Axis::linear(lo, hi.max(lo + 1e-9));
+    let pts: Vec<Option<(f64, f64)>> = scored
+        .iter()
+        .map(|&(lr, l)| Some((x.coord(lr)?, y.coord(l)?)))
+        .collect();
+    let green = style::series_color(2);
+    let trials_style = style::DARK.stroke_width(2);
+    let series = vec![Series {
+        points: pts.clone(),
+        style: trials_style,
+        dots: Some((5, style::DARK)),
+    }];
+    let mut entries = vec![(
+        Mark::LineDot(trials_style),
+        format!("validation loss after {} steps", v.steps),
+    )];
+    let start_style = style::MUTED.stroke_width(1);
+    entries.push((Mark::Dashed(start_style), "before the trials".to_string()));
+    let mut avoid = Vec::new();
+    let chosen = v.chosen.and_then(|i| v.trials.get(i));
+    let best = v
+        .best
+        .filter(|&b| Some(b) != v.chosen)
+        .and_then(|i| v.trials.get(i));
+    if let Some(b) = best {
+        entries.push((
+            Mark::Dot(style::DARK, 7, true),
+            format!("lowest after {} steps {}", v.steps, suggested(b.lr)),
+        ));
+    }
+    if let Some(c) = chosen {
+        entries.push((
+            Mark::Dot(green, 7, true),
+            format!("verified {} ({})", suggested(c.lr), c.origin),
+        ));
+        if let Some(xc) = x.coord(c.lr) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    if let Some(s) = suggestion {
+        entries.push((
+            Mark::Dashed(style::RED.stroke_width(2)),
+            format!("suggested {} ({})", suggested(s.lr), s.rule),
+        ));
+        if let Some(xc) = x.coord(s.lr) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    let diverged: Vec<f64> = v
+        .trials
+        .iter()
+        .filter(|t| t.diverged)
+        .map(|t| t.lr)
+        .collect();
+    if !diverged.is_empty() {
+        entries.push((
+            Mark::Dot(style::RED, 5, false),
+            format!("diverged ({})", diverged.len()),
+        ));
+    }
+    let mut boxes = vec![Boxed::Legend(entries)];
+    if v.none_improved {
+        boxes.push(Boxed::Note(
+            vec!["No trial beat the starting weights.".to_string()],
+            style::RED,
+        ));
+    }
+    let mut framed = style::framed(
+        area,
+        &Panel {
+            x,
+            y: &y,
+            x_desc: Some("learning rate (log scale)"),
+            y_desc: "trial validation loss",
+        },
+        &series,
+        &avoid,
+        boxes,
+    )?;
+    let y = framed.y.clone();
+    if let Some(yc) = y.coord(v.start.loss) {
+        let (x0, x1) = x.range();
+        framed
+            .chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, yc), (x1, yc)],
+                6,
+                4,
+                start_style,
+            ))
+            .map_err(super::output::draw_err)?;
+    }
+    if let Some(xc) = suggestion.and_then(|s| x.coord(s.lr)) {
+        style::vline(&mut framed.chart, &y, xc, style::RED.stroke_width(2))?;
+    }
+    if let Some(xc) = chosen.and_then(|c| x.coord(c.lr)) {
+        style::vline(&mut framed.chart, &y, xc, green.stroke_width(2))?;
+    }
+    let (_, y_top) = y.range();
+    let top: Vec<Option<(f64, f64)>> = diverged
+        .iter()
+        .map(|&lr| Some((x.coord(lr)?, y_top)))
+        .collect();
+    style::markers(&mut framed.chart, x, &y, &top, 5, style::RED)?;
+    let at = |t: &crate::finder::Trial| Some((x.coord(t.lr)?, y.coord(t.score?.loss)?));
+    for (t, color) in [(best, style::DARK), (chosen, green)] {
+        if let Some(p) = t
+            .and_then(at)
+            .filter(|p| y.contains(p.1) && x.contains(p.0))
+        {
+            style::highlight(&mut framed.chart, p, 7, color)?;
+        }
+    }
+    Ok(Some(framed.finish()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finder::{analyse, StopReason, Window};
+    use crate::finder::{analyse, StopReason};
     use crate::plot::output::render_svg;
 
     /// A typical sweep: flat, a descent, then divergence to 1e3, and a non-finite end.
@@ -379,7 +553,7 @@ mod tests {
     }
 
     fn analysis(c: &Curve) -> Analysis {
-        analyse(c, Window::default(), Rule::Fall)
+        analyse(c, &crate::finder::SweepConfig::default(), Rule::Fall)
     }
 
     fn no_temp_files(dir: &Path) -> bool {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataConfig, DataSummary};
 use crate::error::{Error, Result, Scope};
-use crate::finder::{analyse, Analysis, Curve, Rule, SweepConfig};
+use crate::finder::{analyse, Analysis, Curve, Rule, SweepConfig, Verification};
 use crate::learner::StepLoss;
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
@@ -112,6 +112,13 @@ pub struct RangeTestReport<S = RunSettings> {
     pub extended_to: Option<f64>,
     /// Why the sweep ended, in words.
     pub stop_reason: String,
+    /// The suggestion verified by short training trials (`verification.verified_lr`), at the
+    /// top level for scripts: what `train --use-suggested` trains at when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_lr: Option<f64>,
+    /// The verification trials, when the range test was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// The sweep was stopped before its end by the observer (Ctrl-C).
     pub interrupted: bool,
     /// How long it took.
@@ -127,7 +134,7 @@ impl<S> RangeTestReport<S> {
         curve: Curve,
         timings: Timings,
     ) -> Self {
-        let analysis = analyse(&curve, sweep.window, rule);
+        let analysis = analyse(&curve, sweep, rule);
         RangeTestReport {
             tool: "lrfind".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -138,11 +145,29 @@ impl<S> RangeTestReport<S> {
             pinned: analysis.pinned,
             extended_to: curve.lrs.last().copied().filter(|&lr| lr > sweep.max_lr),
             stop_reason: curve.stop.to_string(),
+            verified_lr: None,
+            verification: None,
             interrupted: curve.stop.is_interrupted(),
             curve,
             analysis,
             timings,
         }
+    }
+}
+
+impl<S> RangeTestReport<S> {
+    /// The report with `verification` attached (and its verified LR at the top level). An
+    /// interrupted verification chooses nothing: the suggestion then stands unverified.
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verified_lr = verification.verified_lr;
+        self.interrupted |= verification.interrupted;
+        self.verification = Some(verification);
+        self
+    }
+
+    /// The LR to train at: the verified one when there is one, else the suggestion.
+    pub fn best_lr(&self) -> Option<f64> {
+        self.verified_lr.or(self.suggested_lr)
     }
 }
 
@@ -182,11 +207,15 @@ impl<S> RangeTestReport<S> {
     /// What a hand-edited report could break whatever `S` is: the sweep and the suggestion.
     fn check_numbers(&self) -> Result<()> {
         self.sweep.validate()?;
-        if let Some(lr) = self.suggested_lr {
+        for (field, lr) in [
+            ("suggested_lr", self.suggested_lr),
+            ("verified_lr", self.verified_lr),
+        ] {
+            let Some(lr) = lr else { continue };
             if !(lr.is_finite() && lr > 0.0) {
                 return Err(Error::setting(
                     Scope::Sweep,
-                    "suggested_lr",
+                    field,
                     lr,
                     "must be a positive finite learning rate",
                 ));
