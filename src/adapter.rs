@@ -170,11 +170,23 @@ where
     }
 }
 
-/// The weights' snapshot, the optimizer's (when it can be cloned) and the step count.
+/// The weights' snapshot, the optimizer's (when it can be cloned) and the step count. Clone
+/// when the weights' snapshot is (the optimizer's is shared, and copied when put back), so
+/// one snapshot can be put back many times (verification trials).
 pub struct OptimizerStepState<O, S> {
     weights: S,
-    optimizer: Option<O>,
+    optimizer: Option<std::sync::Arc<O>>,
     step: usize,
+}
+
+impl<O, S: Clone> Clone for OptimizerStepState<O, S> {
+    fn clone(&self) -> Self {
+        Self {
+            weights: self.weights.clone(),
+            optimizer: self.optimizer.clone(),
+            step: self.step,
+        }
+    }
 }
 
 impl<O, P, L> Checkpoint for OptimizerStep<O, P, L>
@@ -189,7 +201,7 @@ where
         Ok(OptimizerStepState {
             weights: self.params.save_state()?,
             optimizer: match &self.restore {
-                Restore::Snapshot(copy) => Some(copy(&self.optimizer)),
+                Restore::Snapshot(copy) => Some(std::sync::Arc::new(copy(&self.optimizer))),
                 Restore::Rebuild(_) => None,
             },
             step: self.step,
@@ -199,7 +211,14 @@ where
     fn restore_state(&mut self, state: Self::State) -> Result<()> {
         self.params.restore_state(state.weights)?;
         if let Some(o) = state.optimizer {
-            self.optimizer = o;
+            self.optimizer = match std::sync::Arc::try_unwrap(o) {
+                Ok(o) => o,
+                // Still shared with another clone of the snapshot: copy it.
+                Err(shared) => match &mut self.restore {
+                    Restore::Snapshot(copy) => copy(&shared),
+                    Restore::Rebuild(make) => make()?,
+                },
+            };
         } else if let Restore::Rebuild(make) = &mut self.restore {
             self.optimizer = make()?;
         }

@@ -137,3 +137,52 @@ fn a_schedule_drives_candle_nns_own_sgd() {
         assert!((a - b).abs() < 1e-12, "{lrs:?}");
     }
 }
+
+#[test]
+fn verify_a_custom_models_suggestion_with_trials() {
+    use lrfind::finder::{analyse, candidates, verify, TrialScore, VerifyConfig};
+    let (varmap, l1, l2, x, y) = problem(3).unwrap();
+    let weight = l1.weight().clone();
+    let before = weight.to_vec2::<f32>().unwrap();
+    let vars = varmap.clone();
+    let (l1b, l2b, xb, yb) = (l1.clone(), l2.clone(), x.clone(), y.clone());
+    let mut model = OptimizerStep::rebuilding(
+        varmap,
+        move || candle_nn::AdamW::new(vars.all_vars(), candle_nn::ParamsAdamW::default()),
+        move |_| candle_nn::loss::mse(&l2b.forward(&l1b.forward(&xb)?.tanh()?)?, &yb),
+    )
+    .unwrap();
+    let curve = find_lr(&mut model, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap();
+    let analysis = analyse(&curve, &sweep(), Rule::Fall);
+    let suggested = analysis.suggestion.as_ref().expect("a suggestion").lr;
+    let config = VerifyConfig {
+        steps: 40,
+        ..VerifyConfig::default()
+    };
+    let tried = candidates(&analysis, &config);
+    assert!(tried.len() >= 3);
+    // Your own score: here the loss on held-out points between the training ones.
+    let xv = (&x + 1. / 256.).unwrap();
+    let yv = (&xv * 3.).unwrap().sin().unwrap();
+    let score = |_: &mut _| -> candle_core::Result<TrialScore> {
+        let loss = candle_nn::loss::mse(&l2.forward(&l1.forward(&xv)?.tanh()?)?, &yv)?;
+        Ok(TrialScore {
+            loss: f64::from(loss.to_scalar::<f32>()?),
+            accuracy: None,
+        })
+    };
+    let v = verify(&mut model, &tried, suggested, &config, score, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    // Every trial trained from the same weights, so each first loss is the same.
+    let first: Vec<f64> = v.trials.iter().map(|t| t.losses[0].unwrap()).collect();
+    assert!(first.windows(2).all(|w| w[0] == w[1]), "{first:?}");
+    let best = v.best.unwrap();
+    let chosen = v.chosen.unwrap();
+    assert!(v.trials[chosen].lr <= v.trials[best].lr);
+    assert!(v.trials[best].score.unwrap().loss < v.start.loss);
+    assert_eq!(v.verified_lr, Some(v.trials[chosen].lr));
+    // And the model came back as it was.
+    assert_eq!(weight.to_vec2::<f32>().unwrap(), before);
+}
