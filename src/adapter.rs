@@ -1,11 +1,53 @@
 //! candle-nn adapters: the range test on a model built with `VarMap`/`VarBuilder` and any
 //! `candle_nn::Optimizer`, without writing [`TrainStep`] or [`Checkpoint`] by hand.
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use candle_nn::{Optimizer, VarMap};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NoGradient, Result};
 use crate::finder::{Checkpoint, TrainStep};
+use crate::optim::groups::{GroupConfig, Grouping};
+
+/// Weights whose variables have names: what [`OptimizerStep`] checks gradients against and
+/// freezes by name.
+pub trait NamedVars {
+    /// Every variable with its name, in a fixed order.
+    fn named_vars(&self) -> Result<Vec<(String, Var)>>;
+}
+
+/// A `VarMap`'s variables, sorted by name.
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let data = varmap.data().lock().map_err(|_| poisoned())?;
+    let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(vars)
+}
+
+/// Its keys, sorted.
+impl NamedVars for VarMap {
+    fn named_vars(&self) -> Result<Vec<(String, Var)>> {
+        sorted_vars(self)
+    }
+}
+
+/// Named by position: `vars[0]`, `vars[1]`, ….
+impl NamedVars for [Var] {
+    fn named_vars(&self) -> Result<Vec<(String, Var)>> {
+        Ok(self
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("vars[{i}]"), v.clone()))
+            .collect())
+    }
+}
+
+/// See the `[Var]` implementation.
+impl NamedVars for Vec<Var> {
+    fn named_vars(&self) -> Result<Vec<(String, Var)>> {
+        self.as_slice().named_vars()
+    }
+}
 
 /// The weights of a `VarMap`: deep copies by name (`Var::set` writes in place, so plain
 /// clones would alias and "restore" nothing).
@@ -78,8 +120,15 @@ enum Restore<O> {
 
 /// A [`TrainStep`] and [`Checkpoint`] made of a model's weights (`P`: a `VarMap` or
 /// `Vec<Var>`), any `candle_nn::Optimizer` and a closure that returns the loss tensor of
-/// step `i` (pick batch `i` there). Each step sets the LR, computes the loss and calls
-/// `backward_step`.
+/// step `i` (pick batch `i` there). Each step sets the LR, computes the loss, back-propagates
+/// and steps the optimizer.
+///
+/// Gradient flow: the first step checks that every trainable variable got a gradient, and
+/// fails with [`NoGradient`] naming those that did not, before anything is updated (candle's
+/// fused `layer_norm`, used by `candle_nn::LayerNorm`, has no backward: its weights would
+/// silently never train). Variables frozen on purpose are declared with
+/// [`OptimizerStep::freeze`] or [`OptimizerStep::with_groups`]; their gradients are dropped
+/// before the optimizer sees them, so they never change whichever optimizer holds them.
 ///
 /// Restoring after [`crate::find_lr`]: the weights are always put back exactly. The
 /// optimizer is put back exactly when it is `Clone` ([`OptimizerStep::cloning`]: lrfind's
@@ -93,12 +142,16 @@ pub struct OptimizerStep<O, P, L> {
     restore: Restore<O>,
     loss: L,
     step: usize,
+    /// Variables declared frozen: never checked, never updated.
+    frozen: Vec<Var>,
+    /// Whether the next step checks gradient flow.
+    check: bool,
 }
 
 impl<O, P, L> OptimizerStep<O, P, L>
 where
     O: Optimizer,
-    P: Checkpoint,
+    P: Checkpoint + NamedVars,
     L: FnMut(usize) -> candle_core::Result<Tensor>,
 {
     /// For an optimizer whose state cannot be copied: `rebuild` makes the optimizer now and
@@ -115,6 +168,8 @@ where
             restore: Restore::Rebuild(Box::new(rebuild)),
             loss,
             step: 0,
+            frozen: Vec::new(),
+            check: true,
         })
     }
 
@@ -129,6 +184,69 @@ where
             restore: Restore::Snapshot(O::clone),
             loss,
             step: 0,
+            frozen: Vec::new(),
+            check: true,
+        }
+    }
+
+    /// Declares the variables whose names match any of `patterns` (globs, as in
+    /// [`GroupConfig`]) frozen on purpose: the gradient check passes them over and they are
+    /// never updated. A pattern that matches no variable is an error naming it.
+    pub fn freeze<S: AsRef<str>>(mut self, patterns: &[S]) -> Result<Self> {
+        let named = self.params.named_vars()?;
+        let mut cfg = GroupConfig::new();
+        for p in patterns {
+            cfg = cfg.freeze(p.as_ref());
+        }
+        // Everything else trains: the catch-all only completes the grouping.
+        let grouping = cfg.group("*", 1.0).resolve(&named, |_, _| false);
+        let grouping = match grouping {
+            // Every variable frozen: the catch-all takes nothing, which is fine here.
+            Err(Error::Setting(e)) if e.value == "*" => {
+                self.frozen = named.into_iter().map(|(_, v)| v).collect();
+                return Ok(self);
+            }
+            g => g?,
+        };
+        self.add_frozen(&grouping);
+        Ok(self)
+    }
+
+    /// Declares a [`Grouping`]'s frozen variables (multiplier 0) frozen on purpose.
+    pub fn with_groups(mut self, grouping: &Grouping) -> Self {
+        self.add_frozen(grouping);
+        self
+    }
+
+    fn add_frozen(&mut self, grouping: &Grouping) {
+        for ((_, v), frozen) in grouping.named_vars().iter().zip(grouping.frozen_mask()) {
+            if frozen && !self.frozen.iter().any(|f| f.id() == v.id()) {
+                self.frozen.push(v.clone());
+            }
+        }
+    }
+
+    /// Turns the gradient-flow check off (a model that really leaves some trainable variable
+    /// out of some losses).
+    pub fn without_gradient_check(mut self) -> Self {
+        self.check = false;
+        self
+    }
+
+    /// Checks one step's gradients: every trainable variable must have one.
+    fn check_gradients(&self, grads: &GradStore) -> Result<()> {
+        let missing: Vec<String> = self
+            .params
+            .named_vars()?
+            .into_iter()
+            .filter(|(_, v)| !self.frozen.iter().any(|f| f.id() == v.id()))
+            .filter(|(_, v)| grads.get(v).is_none())
+            .map(|(n, _)| n)
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(NoGradient { vars: missing }.into())
         }
     }
 
@@ -156,17 +274,26 @@ where
 impl<O, P, L> TrainStep for OptimizerStep<O, P, L>
 where
     O: Optimizer,
-    P: Checkpoint,
+    P: Checkpoint + NamedVars,
     L: FnMut(usize) -> candle_core::Result<Tensor>,
 {
-    type Error = candle_core::Error;
+    type Error = Error;
 
-    fn train_step(&mut self, lr: f64) -> candle_core::Result<f64> {
+    fn train_step(&mut self, lr: f64) -> Result<f64> {
         self.optimizer.set_learning_rate(lr);
         let loss = (self.loss)(self.step)?;
-        self.optimizer.backward_step(&loss)?;
+        let mut grads = loss.backward()?;
+        if self.check {
+            // Before the update: a failing check leaves the weights untouched.
+            self.check_gradients(&grads)?;
+            self.check = false;
+        }
+        for v in &self.frozen {
+            grads.remove(v.as_tensor());
+        }
+        self.optimizer.step(&grads)?;
         self.step += 1;
-        loss.to_dtype(DType::F64)?.to_scalar::<f64>()
+        Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
     }
 }
 
@@ -180,7 +307,7 @@ pub struct OptimizerStepState<O, S> {
 impl<O, P, L> Checkpoint for OptimizerStep<O, P, L>
 where
     O: Optimizer,
-    P: Checkpoint,
+    P: Checkpoint + NamedVars,
     L: FnMut(usize) -> candle_core::Result<Tensor>,
 {
     type State = OptimizerStepState<O, P::State>;
