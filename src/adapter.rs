@@ -431,3 +431,179 @@ mod tests {
         assert_eq!(w.to_vec1::<f32>().unwrap(), [1., 2.]);
     }
 }
+
+/// The gradient-flow check on a real candle-nn model: Embedding → LayerNorm → Linear → GELU,
+/// residual, Linear head (a transformer block's shape).
+#[cfg(test)]
+mod gradient_flow {
+    use super::*;
+    use crate::finder::{find_lr, SweepConfig};
+    use crate::optim::{AdamW, GroupConfig, GroupLrs, ParamsAdamW, PerGroup};
+    use candle_core::{DType, Device, Module};
+    use candle_nn::{embedding, layer_norm, linear, VarBuilder};
+    use std::ops::ControlFlow;
+
+    /// Which layer norm the block uses.
+    #[derive(Clone, Copy)]
+    enum Norm {
+        /// `candle_nn::LayerNorm`: the fused `ops::layer_norm`, which has no backward.
+        Fused,
+        /// `candle_nn::ops::layer_norm_slow`, made of ops that have one.
+        Slow,
+    }
+
+    type Loss = Box<dyn FnMut(usize) -> candle_core::Result<Tensor>>;
+
+    fn model(norm: Norm) -> (VarMap, Loss) {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+        let (vocab, dim) = (16, 8);
+        let emb = embedding(vocab, dim, vb.pp("emb")).unwrap();
+        let ln = layer_norm(dim, 1e-5, vb.pp("ln")).unwrap();
+        let fc = linear(dim, dim, vb.pp("fc")).unwrap();
+        let head = linear(dim, vocab, vb.pp("head")).unwrap();
+        // Next-token prediction on a fixed sequence.
+        let ids: Vec<u32> = (0..64).map(|i| (i * 7 % 16) as u32).collect();
+        let x = Tensor::new(&ids[..63], &dev).unwrap();
+        let y = Tensor::new(&ids[1..], &dev).unwrap();
+        let (w, b) = (ln.weight().clone(), ln.bias().cloned().unwrap());
+        let loss = move |_i: usize| {
+            let e = emb.forward(&x)?;
+            let n = match norm {
+                Norm::Fused => ln.forward(&e)?,
+                Norm::Slow => candle_nn::ops::layer_norm_slow(&e, &w, &b, 1e-5)?,
+            };
+            let h = (&e + fc.forward(&n)?.gelu_erf()?)?;
+            candle_nn::loss::cross_entropy(&head.forward(&h)?, &y)
+        };
+        (varmap, Box::new(loss))
+    }
+
+    fn sweep() -> SweepConfig {
+        SweepConfig {
+            min_lr: 1e-4,
+            max_lr: 1.0,
+            num_steps: 30,
+            ..SweepConfig::default()
+        }
+    }
+
+    fn bits(varmap: &VarMap) -> Vec<(String, Vec<u32>)> {
+        sorted_vars(varmap)
+            .unwrap()
+            .into_iter()
+            .map(|(n, v)| (n, crate::testutil::bits(v.as_tensor())))
+            .collect()
+    }
+
+    fn step(varmap: &VarMap, loss: Loss) -> OptimizerStep<AdamW, VarMap, Loss> {
+        let opt = AdamW::new(varmap.all_vars(), ParamsAdamW::default()).unwrap();
+        OptimizerStep::cloning(varmap.clone(), opt, loss)
+    }
+
+    #[test]
+    fn candle_nns_fused_layer_norm_is_caught_naming_its_variables() {
+        let (varmap, loss) = model(Norm::Fused);
+        let before = bits(&varmap);
+        let mut s = step(&varmap, loss);
+        let e = find_lr(&mut s, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap_err();
+        match &e {
+            Error::NoGradient(n) => assert_eq!(n.vars, ["ln.bias", "ln.weight"]),
+            other => panic!("{other:?}"),
+        }
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "no gradient reached the trainable variables ln.bias, ln.weight: they would never train."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("candle_nn::ops::layer_norm_slow"), "{text}");
+        // Checked before the update: nothing moved.
+        assert_eq!(bits(&varmap), before);
+        // candle-nn's own optimizer behind OptimizerStep is checked the same way.
+        let (varmap, loss) = model(Norm::Fused);
+        let vars = varmap.clone();
+        let mut s = OptimizerStep::rebuilding(
+            varmap.clone(),
+            move || candle_nn::AdamW::new(vars.all_vars(), candle_nn::ParamsAdamW::default()),
+            loss,
+        )
+        .unwrap();
+        assert!(matches!(s.train_step(1e-3), Err(Error::NoGradient(_))));
+    }
+
+    #[test]
+    fn the_slow_layer_norm_passes_the_check_and_trains_it() {
+        let (varmap, loss) = model(Norm::Slow);
+        let mut s = step(&varmap, loss);
+        let before = bits(&varmap);
+        let curve = find_lr(&mut s, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap();
+        assert!(curve.lrs.len() > 5);
+        assert_eq!(bits(&varmap), before, "restored after the test");
+        s.train_step(1e-2).unwrap();
+        for ((name, a), (_, b)) in bits(&varmap).iter().zip(&before) {
+            assert_ne!(a, b, "{name} trained");
+        }
+    }
+
+    #[test]
+    fn a_variable_frozen_on_purpose_passes_and_never_moves() {
+        let (varmap, loss) = model(Norm::Fused);
+        let before = bits(&varmap);
+        let mut s = step(&varmap, loss).freeze(&["ln.*"]).unwrap();
+        find_lr(&mut s, &sweep(), &mut |_| ControlFlow::Continue(())).unwrap();
+        for _ in 0..3 {
+            s.train_step(1e-2).unwrap();
+        }
+        for ((name, a), (_, b)) in bits(&varmap).iter().zip(&before) {
+            assert_eq!(a == b, name.starts_with("ln."), "{name}");
+        }
+        // A pattern that freezes nothing is an error naming it.
+        let (varmap, loss) = model(Norm::Slow);
+        let e = step(&varmap, loss).freeze(&["lm.*"]).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("param_groups = lm.*: matches no parameter"),
+            "{e}"
+        );
+    }
+
+    /// A frozen group of a grouping is frozen on purpose; candle-nn's AdamW, one per group,
+    /// moves each group at its multiple of the base LR.
+    #[test]
+    fn groups_with_candle_nns_optimizer_one_per_group() {
+        let (varmap, loss) = model(Norm::Fused);
+        let grouping = GroupConfig::parse("ln.*=0, emb.*=0.1, *=1")
+            .unwrap()
+            .resolve_varmap(&varmap)
+            .unwrap();
+        let before = bits(&varmap);
+        let g = grouping.clone();
+        let mut s = OptimizerStep::rebuilding(
+            varmap.clone(),
+            move || {
+                PerGroup::new(&g, 1e-3, |vars, lr| {
+                    candle_nn::AdamW::new(
+                        vars,
+                        candle_nn::ParamsAdamW {
+                            lr,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+            },
+            loss,
+        )
+        .unwrap()
+        .with_groups(&grouping);
+        s.train_step(0.5).unwrap();
+        assert_eq!(s.optimizer().group_lrs(), [0.05, 0.5]);
+        let after = bits(&varmap);
+        for ((name, a), (_, b)) in after.iter().zip(&before) {
+            assert_eq!(a == b, name.starts_with("ln."), "{name}");
+        }
+    }
+}
