@@ -78,6 +78,9 @@ pub use optim::{
 pub use report::{Description, RangeTestReport};
 pub use schedule::{SchedulerConfig, SchedulerDriver};
 
+#[cfg(test)]
+mod fine_tuning_tests;
+
 /// Helpers shared by the unit tests.
 #[cfg(test)]
 pub(crate) mod testutil {
