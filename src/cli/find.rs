@@ -133,7 +133,8 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
     let figure = RangeTestPlot::new(&report.curve, &report.analysis)
         .title(title)
         .y_label(y_label)
-        .show_rules(show_rules);
+        .show_rules(show_rules)
+        .param_groups(&report.param_groups);
     plot::range_test(out, &figure)?;
     Ok(())
 }
@@ -158,6 +159,23 @@ fn warnings(r: &RangeTestReport) -> Vec<String> {
         w.push("interrupted; the report holds the steps measured so far".into());
     }
     w
+}
+
+/// The param groups' LRs at the suggestion, on one line.
+fn group_lrs(r: &RangeTestReport) -> String {
+    let each: Vec<String> = r
+        .param_groups
+        .iter()
+        .map(|g| match g.lr {
+            _ if g.frozen => format!("{} frozen", g.pattern),
+            Some(lr) => format!("{} {lr:.3e}", g.pattern),
+            None => format!("{} ×{}", g.pattern, g.multiplier),
+        })
+        .collect();
+    format!(
+        "param groups (the sweep moved the base LR, ratios fixed): {}",
+        each.join(", ")
+    )
 }
 
 fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
@@ -204,6 +222,9 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         out::num(r.sweep.max_lr),
         r.stop_reason
     );
+    if !r.param_groups.is_empty() {
+        let _ = writeln!(s, "  {}", group_lrs(r));
+    }
     if let Some(to) = r.extended_to {
         let _ = writeln!(
             s,

@@ -222,6 +222,14 @@ impl GroupConfig {
                 ),
             ));
         }
+        if rule_of.iter().all(|&r| rules[r].multiplier == 0.0) {
+            return Err(Error::setting(
+                Scope::Optimizer,
+                "param_groups",
+                self.spec(),
+                "every parameter is frozen: nothing would train (give some group a multiplier above 0)",
+            ));
+        }
         if let Some(r) = taken.iter().position(|&n| n == 0) {
             let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
             let why = if names.iter().any(|n| globs[r].matches(n)) {

@@ -34,6 +34,8 @@ pub struct RangeTestPlot<'a> {
     title: String,
     y_label: String,
     show_rules: bool,
+    /// The param-groups note (`range_test_groups.rs`); empty for one group.
+    pub(super) groups_note: Vec<String>,
 }
 
 impl<'a> RangeTestPlot<'a> {
@@ -45,6 +47,7 @@ impl<'a> RangeTestPlot<'a> {
             title: "LR range test".into(),
             y_label: "loss".into(),
             show_rules: false,
+            groups_note: Vec::new(),
         }
     }
 
@@ -297,6 +300,9 @@ fn draw<DB: DrawingBackend>(
     let notes = warnings(plot, 380.0);
     if !notes.is_empty() {
         boxes.push(Boxed::Note(notes, style::RED));
+    }
+    if !plot.groups_note.is_empty() {
+        boxes.push(Boxed::Note(plot.groups_note.clone(), style::MUTED));
     }
     let mut framed = style::framed(
         &area,
