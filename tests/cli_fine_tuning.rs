@@ -28,7 +28,7 @@ fn bad_groups_are_one_line_errors_naming_the_pattern_or_the_names() {
     let names = "1.bias, 1.weight, 3.bias, 3.weight, 5.bias, 5.weight";
     let err = assert_usage_error(
         lrfind(d.path()).args(["--param-groups", "1.*=0.1"]),
-        &format!("--param-groups 1.*=0.1: no pattern matches 3.bias, 3.weight, 5.bias, 5.weight"),
+        "--param-groups 1.*=0.1: no pattern matches 3.bias, 3.weight, 5.bias, 5.weight",
     );
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error")).count(),
@@ -175,7 +175,7 @@ fn one_cycle_takes_one_max_lr_per_group() {
     let peak = lrs.iter().filter_map(|x| x.as_f64()).fold(0.0, f64::max);
     assert!((peak - 1e-3).abs() < 1e-6, "{peak}");
     assert_usage_error(
-        &mut lrfind(d.path()).args([
+        lrfind(d.path()).args([
             "train",
             "--data",
             "mnist",
