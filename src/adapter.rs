@@ -7,7 +7,7 @@ use candle_nn::{Optimizer, VarMap};
 
 use crate::error::{Error, NoGradient, Result};
 use crate::finder::{Checkpoint, TrainStep};
-use crate::optim::groups::{GroupConfig, Grouping};
+use crate::optim::groups::Grouping;
 
 /// Weights whose variables have names: what [`OptimizerStep`] checks gradients against and
 /// freezes by name.
@@ -190,25 +190,17 @@ where
     }
 
     /// Declares the variables whose names match any of `patterns` (globs, as in
-    /// [`GroupConfig`]) frozen on purpose: the gradient check passes them over and they are
+    /// [`crate::optim::GroupConfig`]) frozen on purpose: the gradient check passes them over and they are
     /// never updated. A pattern that matches no variable is an error naming it.
     pub fn freeze<S: AsRef<str>>(mut self, patterns: &[S]) -> Result<Self> {
         let named = self.params.named_vars()?;
-        let mut cfg = GroupConfig::new();
-        for p in patterns {
-            cfg = cfg.freeze(p.as_ref());
-        }
-        // Everything else trains: the catch-all only completes the grouping.
-        let grouping = cfg.group("*", 1.0).resolve(&named, |_, _| false);
-        let grouping = match grouping {
-            // Every variable frozen: the catch-all takes nothing, which is fine here.
-            Err(Error::Setting(e)) if e.value == "*" => {
-                self.frozen = named.into_iter().map(|(_, v)| v).collect();
-                return Ok(self);
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        let hit = crate::optim::groups::match_any("freeze", patterns, &names)?;
+        for ((_, v), frozen) in named.iter().zip(hit) {
+            if frozen && !self.frozen.iter().any(|f| f.id() == v.id()) {
+                self.frozen.push(v.clone());
             }
-            g => g?,
-        };
-        self.add_frozen(&grouping);
+        }
         Ok(self)
     }
 
@@ -564,8 +556,9 @@ mod gradient_flow {
         let (varmap, loss) = model(Norm::Slow);
         let e = step(&varmap, loss).freeze(&["lm.*"]).err().unwrap();
         assert!(
-            e.to_string()
-                .starts_with("param_groups = lm.*: matches no parameter"),
+            e.to_string().starts_with(
+                "freeze = lm.*: matches no variable (the variables: emb.weight, fc.bias"
+            ),
             "{e}"
         );
     }

@@ -142,6 +142,7 @@ fn per_group_sgd_matches_pytorch_for_three_steps() {
         }
     }
     assert_close(&values(&v), &p, 1e-6);
+    assert_close(&values(&v), &PYTORCH_SGD, 1e-6);
     // No momentum buffer for the frozen tensor (index 1), as it is in no PyTorch group.
     let mut keys: Vec<String> = opt.state_tensors().into_keys().collect();
     keys.sort();
@@ -193,6 +194,7 @@ fn per_group_adamw_matches_pytorch_for_three_steps() {
         }
     }
     assert_close(&values(&v), &p, 1e-6);
+    assert_close(&values(&v), &PYTORCH_ADAMW, 1e-6);
     assert_eq!(v[1].1.to_vec1::<f32>().unwrap(), [4.0]);
     assert_eq!(opt.state_tensors().len(), 6, "moments for three tensors");
 }
@@ -268,3 +270,18 @@ fn per_group_schedules_set_each_groups_lr() {
     let e = opt.set_group_lrs(&[0.1]).unwrap_err();
     assert!(e.to_string().contains("2 groups"), "{e}");
 }
+
+/// What PyTorch 2.15.0 printed for the scripts above (body, frozen, bias, head after three
+/// steps).
+const PYTORCH_SGD: [&[f64]; 4] = [
+    &[0.8891701102256775, -1.778340220451355],
+    &[4.0],
+    &[1.676045298576355],
+    &[0.9662172794342041, 1.111702799797058],
+];
+const PYTORCH_ADAMW: [&[f64]; 4] = [
+    &[0.9697132110595703, -1.9694080352783203],
+    &[4.0],
+    &[-1.2039669752120972],
+    &[0.7933787107467651, 2.69195556640625],
+];

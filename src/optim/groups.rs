@@ -529,6 +529,36 @@ impl Layout {
     }
 }
 
+/// Per name, whether any of `patterns` matches it; a bad glob, or a pattern that matches no
+/// name, is an error naming it (field `field`).
+pub(crate) fn match_any<S: AsRef<str>>(
+    field: &'static str,
+    patterns: &[S],
+    names: &[&str],
+) -> Result<Vec<bool>> {
+    let mut hit = vec![false; names.len()];
+    for p in patterns {
+        let p = p.as_ref();
+        let g = Glob::new(p).map_err(|why| Error::setting(Scope::Optimizer, field, p, why))?;
+        let mut any = false;
+        for (h, n) in hit.iter_mut().zip(names) {
+            if g.matches(n) {
+                *h = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(Error::setting(
+                Scope::Optimizer,
+                field,
+                p,
+                format!("matches no variable (the variables: {})", list(names)),
+            ));
+        }
+    }
+    Ok(hit)
+}
+
 /// A comma-separated list with its commas inside `[...]` kept.
 fn split_top_level(s: &str) -> Vec<&str> {
     let (mut out, mut depth, mut start) = (Vec::new(), 0i32, 0);
