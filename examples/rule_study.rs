@@ -98,6 +98,7 @@ fn main() -> anyhow::Result<()> {
             batch_size: 64,
             loss: None,
             init_from: None,
+            param_groups: None,
         };
         let rt = RangeTest {
             setup: setup.clone(),

@@ -93,6 +93,23 @@ pub struct Diverged {
     pub lr: f64,
 }
 
+/// Trainable variables that got no gradient from a step: they would never train, and
+/// candle-nn's optimizers skip them without a word.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "no gradient reached the trainable variable{} {}: they would never train. Likely cause: an op \
+     without a backward pass in candle (the fused candle_nn::ops::layer_norm behind \
+     candle_nn::LayerNorm, rms_norm, softmax_last_dim, rotary embeddings); use the slow op that has \
+     one (candle_nn::ops::layer_norm_slow), or check that the loss uses them. If they are frozen on \
+     purpose, declare them frozen (OptimizerStep::freeze, or a param group with multiplier 0)",
+    if vars.len() == 1 { "" } else { "s" },
+    vars.join(", ")
+)]
+pub struct NoGradient {
+    /// The variables' names.
+    pub vars: Vec<String>,
+}
+
 /// Everything that can go wrong in lrfind.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -178,6 +195,10 @@ pub enum Error {
     /// A figure could not be drawn or written.
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
+
+    /// Trainable variables got no gradient (see [`NoGradient`]).
+    #[error(transparent)]
+    NoGradient(#[from] NoGradient),
 
     /// candle failed (shapes, devices, allocation).
     #[error("candle: {0}")]

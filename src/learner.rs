@@ -99,7 +99,7 @@ fn loss_grads(
     denom: usize,
     pass: u64,
     first_row: usize,
-) -> Result<(f64, Vec<Tensor>)> {
+) -> Result<(f64, Vec<Option<Tensor>>)> {
     let mode = Mode::Train {
         step: pass,
         first_row,
@@ -208,6 +208,12 @@ impl Learner {
     /// computed in parallel and averaged (weighted by size, in a fixed order, so the result
     /// is repeatable). For small layers this beats splitting each matmul across threads.
     pub fn step_on(&mut self, batches: &[Batch], lr: f64) -> Result<f64> {
+        self.step_batches(batches, Some(lr))
+    }
+
+    /// [`Learner::step_on`] at the optimizer's LRs as they are (`None`: per-group LRs a
+    /// scheduler set stay), or at base LR `lr`.
+    pub fn step_batches(&mut self, batches: &[Batch], lr: Option<f64>) -> Result<f64> {
         let mut it = batches.iter();
         self.step_streaming(batches.len(), lr, |_| {
             it.next().cloned().ok_or_else(|| {
@@ -221,10 +227,12 @@ impl Learner {
     fn step_streaming(
         &mut self,
         k: usize,
-        lr: f64,
+        lr: Option<f64>,
         mut next: impl FnMut(&Self) -> Result<Batch>,
     ) -> Result<f64> {
-        self.optimizer.set_learning_rate(lr);
+        if let Some(lr) = lr {
+            self.optimizer.set_learning_rate(lr);
+        }
         if k == 0 {
             return Err(Error::setting(
                 Scope::Batching,
@@ -235,7 +243,7 @@ impl Learner {
         }
         let threads = self.pool.current_num_threads();
         let mut loss_sum = 0.0;
-        let mut sum: Option<Vec<Tensor>> = None;
+        let mut sum: Option<Vec<Option<Tensor>>> = None;
         for _ in 0..k {
             let b = next(self)?;
             let (model, loss) = (&self.model, &self.loss);
@@ -256,11 +264,10 @@ impl Learner {
         } else {
             grads
                 .iter()
-                .map(|g| Ok((g / k as f64)?))
+                .map(|g| g.as_ref().map(|g| Ok((g / k as f64)?)).transpose())
                 .collect::<Result<_>>()?
         };
         let loss = loss_sum / k as f64;
-        let grads: Vec<Option<Tensor>> = grads.into_iter().map(Some).collect();
         self.pool.install(|| self.optimizer.step_grads(&grads))?;
         Ok(loss)
     }
@@ -379,10 +386,14 @@ fn shards(b: &Batch, n: usize) -> Result<Vec<(Batch, usize, usize)>> {
     Ok(out)
 }
 
-fn add_all(a: &[Tensor], b: &[Tensor]) -> Result<Vec<Tensor>> {
+/// Sums two gradient lists (a frozen parameter has none in either).
+fn add_all(a: &[Option<Tensor>], b: &[Option<Tensor>]) -> Result<Vec<Option<Tensor>>> {
     Ok(a.iter()
         .zip(b)
-        .map(|(x, y)| x + y)
+        .map(|(x, y)| match (x, y) {
+            (Some(x), Some(y)) => (x + y).map(Some),
+            _ => Ok(None),
+        })
         .collect::<candle_core::Result<_>>()?)
 }
 
@@ -394,7 +405,7 @@ fn sharded_loss_and_grads(
     b: &Batch,
     threads: usize,
     pass: u64,
-) -> Result<(f64, Vec<Tensor>)> {
+) -> Result<(f64, Vec<Option<Tensor>>)> {
     let threads = if model.uses_batch_statistics() {
         1
     } else {
@@ -405,12 +416,12 @@ fn sharded_loss_and_grads(
     if parts.len() == 1 {
         return loss_grads(model, loss, b, rows, pass, 0);
     }
-    let results: Vec<Result<(f64, Vec<Tensor>)>> = parts
+    let results: Vec<Result<(f64, Vec<Option<Tensor>>)>> = parts
         .par_iter()
         .map(|(p, _, start)| loss_grads(model, loss, p, rows, pass, *start))
         .collect();
     let mut loss = 0.0;
-    let mut sum: Option<Vec<Tensor>> = None;
+    let mut sum: Option<Vec<Option<Tensor>>> = None;
     for r in results {
         let (l, g) = r?;
         loss += l;
@@ -428,7 +439,7 @@ impl TrainStep for Learner {
     fn train_step(&mut self, lr: f64) -> Result<f64> {
         // Batches are drawn one at a time: `accumulate = 1000000000` needs no array of them.
         let mut order = std::mem::replace(&mut self.order, BatchOrder::new(0, 1, 0));
-        let r = self.step_streaming(self.accumulate, lr, |me| {
+        let r = self.step_streaming(self.accumulate, Some(lr), |me| {
             let idx = order.next_batch();
             me.data.train_batch(idx)
         });
@@ -641,9 +652,10 @@ mod tests {
                 .install(|| sharded_loss_and_grads(&l.model, &ce, &b, 2, 5))
                 .unwrap();
             assert!((loss - whole_loss).abs() < 1e-6, "{model:?}");
-            let max_diff = |a: &[Tensor], b: &[Tensor]| {
+            let max_diff = |a: &[Option<Tensor>], b: &[Option<Tensor>]| {
                 a.iter()
                     .zip(b)
+                    .map(|(g, w)| (g.as_ref().unwrap(), w.as_ref().unwrap()))
                     .map(|(g, w)| {
                         (g - w)
                             .unwrap()

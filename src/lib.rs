@@ -64,16 +64,22 @@ pub mod report;
 pub mod schedule;
 pub mod train;
 
-pub use adapter::OptimizerStep;
+pub use adapter::{NamedVars, OptimizerStep};
 pub use check::{check_stability, Baseline, Stability, StabilityConfig};
-pub use error::{Error, Result, Scope, SettingError};
+pub use error::{Error, NoGradient, Result, Scope, SettingError};
 pub use finder::{
     analyse, find_lr, run_sweep, Analysis, Checkpoint, Curve, LadderMode, Rule, StepEvent,
     StopReason, Suggestion, SweepConfig, TrainStep, Window,
 };
-pub use optim::{Adam, AdamW, Momentum, ParamsAdam, ParamsAdamW, ParamsSgd, Sgd};
+pub use optim::{
+    Adam, AdamW, GroupConfig, GroupLrs, Grouping, Momentum, ParamsAdam, ParamsAdamW, ParamsSgd,
+    PerGroup, Sgd,
+};
 pub use report::{Description, RangeTestReport};
 pub use schedule::{SchedulerConfig, SchedulerDriver};
+
+#[cfg(test)]
+mod fine_tuning_tests;
 
 /// Helpers shared by the unit tests.
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::finder::{
 use crate::learner::{Learner, StepLoss};
 use crate::loss::LossConfig;
 use crate::model::{Model, ModelConfig};
-use crate::optim::OptimizerConfig;
+use crate::optim::{AnyOptimizer, GroupConfig, Grouping, OptimizerConfig};
 use crate::report::{RangeTestReport, RunSettings, Timings};
 
 /// Data, model and optimizer: what a range test and a training run share.
@@ -38,6 +38,9 @@ pub struct Setup {
     /// Pretrained weights (safetensors) to start from instead of the seeded init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Param groups: LR multipliers and frozen parts by name pattern (None: one group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_groups: Option<GroupConfig>,
 }
 
 impl Setup {
@@ -74,6 +77,33 @@ impl Setup {
             model.init_from(path)?;
         }
         Ok(model)
+    }
+
+    /// The model's parameters in their groups (one group without `param_groups`). Biases
+    /// and norm weights are the no-decay ones.
+    pub fn grouping(&self, model: &Model) -> Result<Grouping> {
+        match &self.param_groups {
+            None => Ok(Grouping::single(model.named_vars())),
+            Some(g) => {
+                let no_decay = model.no_decay_names();
+                g.resolve(model.named_vars(), |name, _| {
+                    no_decay.iter().any(|n| n == name)
+                })
+            }
+        }
+    }
+
+    /// The optimizer for `model` at base LR `lr`, over its groups; frozen parameters are
+    /// marked in the model, so no gradient is computed for them. Returns the grouping too.
+    pub fn optimizer_for(&self, model: &mut Model, lr: f64) -> Result<(AnyOptimizer, Grouping)> {
+        let grouping = self.grouping(model)?;
+        let optimizer = if self.param_groups.is_none() {
+            self.optimizer.build(model.vars(), lr)?
+        } else {
+            model.set_frozen(grouping.frozen_mask())?;
+            self.optimizer.build_grouped(&grouping, lr)?
+        };
+        Ok((optimizer, grouping))
     }
 
     /// A learner for this setup: its model, `optimizer`, the data, and the loss.
@@ -165,19 +195,30 @@ impl RangeTest {
         }
         self.setup.model.validate()?;
         self.setup.optimizer.validate()?;
+        if let Some(g) = &self.setup.param_groups {
+            g.validate()?;
+        }
         crate::learner::check_batching(self.setup.batch_size, self.accumulate)
     }
 
     /// The learner for this range test's seed, on data already on the device.
     pub fn learner(&self, data: &DeviceData, device: &candle_core::Device) -> Result<Learner> {
+        Ok(self.grouped_learner(data, device)?.0)
+    }
+
+    /// [`RangeTest::learner`] and its param groups.
+    pub fn grouped_learner(
+        &self,
+        data: &DeviceData,
+        device: &candle_core::Device,
+    ) -> Result<(Learner, Grouping)> {
         self.validate()?;
-        let model = self.setup.model(data, device)?;
-        let optimizer = self
-            .setup
-            .optimizer
-            .build(model.vars(), self.sweep.min_lr)?;
-        self.setup
-            .learner(model, optimizer, data, self.accumulate, self.step_loss)
+        let mut model = self.setup.model(data, device)?;
+        let (optimizer, grouping) = self.setup.optimizer_for(&mut model, self.sweep.min_lr)?;
+        let learner =
+            self.setup
+                .learner(model, optimizer, data, self.accumulate, self.step_loss)?;
+        Ok((learner, grouping))
     }
 
     /// The report's description of this run on `data` (the device is filled in by whoever
@@ -195,6 +236,7 @@ impl RangeTest {
             step_loss: self.step_loss,
             loss: self.setup.loss_for(&data.task).ok(),
             init_from: self.setup.init_from.clone(),
+            param_groups: self.setup.param_groups.clone(),
         }
     }
 
@@ -217,7 +259,7 @@ impl RangeTest {
         observe: &mut dyn FnMut(&StepEvent) -> ControlFlow<()>,
         observe_trial: &mut dyn FnMut(&TrialEvent) -> ControlFlow<()>,
     ) -> Result<RangeTestReport> {
-        let mut learner = self.learner(data, device)?;
+        let (mut learner, grouping) = self.grouped_learner(data, device)?;
         let t = Instant::now();
         let curve = finder::find_lr(&mut learner, &self.sweep, observe)?;
         let sweep_s = t.elapsed().as_secs_f64();
@@ -238,6 +280,10 @@ impl RangeTest {
                 steps_per_s: steps as f64 / sweep_s.max(1e-9),
             },
         );
+        let report = match self.setup.param_groups {
+            Some(_) => report.with_groups(&grouping),
+            None => report,
+        };
         match &self.verify {
             Some(v) if report.analysis.suggestion.is_some() && !report.interrupted => {
                 let verification =

@@ -45,7 +45,8 @@ fn problem(seed: u64) -> candle_core::Result<(VarMap, Linear, Linear, Tensor, Te
     Ok((varmap, l1, l2, x, y))
 }
 
-fn step_for(seed: u64) -> anyhow::Result<impl TrainStep<Error = candle_core::Error>> {
+// OptimizerStep fails with lrfind's error: candle's, or a typed `NoGradient` from its check.
+fn step_for(seed: u64) -> anyhow::Result<impl TrainStep<Error = lrfind::Error>> {
     let (varmap, l1, l2, x, y) = problem(seed)?;
     let vars = varmap.clone();
     Ok(OptimizerStep::rebuilding(

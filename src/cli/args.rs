@@ -13,7 +13,7 @@ use lrfind::finder::{LadderMode, Rule, SweepConfig, VerifyConfig, Window};
 use lrfind::learner::StepLoss;
 use lrfind::loss::LossConfig;
 use lrfind::model::ModelConfig;
-use lrfind::optim::OptimizerConfig;
+use lrfind::optim::{GroupConfig, OptimizerConfig};
 use lrfind::range_test::{RangeTest, Setup};
 
 /// Data, model, optimizer, seed, batch, device. Unset flags take the defaults shown (for
@@ -143,6 +143,18 @@ pub struct SetupArgs {
     /// Adam epsilon [default: 1e-8]
     #[arg(long, value_name = "EPS", help_heading = "Optimizer")]
     pub eps: Option<f64>,
+    /// Param groups for fine-tuning: comma-separated PATTERN=MULTIPLIER, globs on the parameter
+    /// names (0.weight, 3.bias, …), first match wins, each group at MULTIPLIER × the LR (0
+    /// freezes it), e.g. '[0-3].*=0.1, *=1'; the range test sweeps the LR with the ratios fixed
+    #[arg(long, value_name = "GROUPS", help_heading = "Optimizer")]
+    pub param_groups: Option<String>,
+    /// Freeze the parameters matching PATTERN (a glob; repeatable): no update, no optimizer
+    /// state, no gradient computed
+    #[arg(long, value_name = "PATTERN", help_heading = "Optimizer")]
+    pub freeze: Vec<String>,
+    /// No weight decay for biases and normalisation weights
+    #[arg(long, help_heading = "Optimizer")]
+    pub no_decay_norm_bias: bool,
     /// Seed of the initial weights and the data order [default: 0]
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub seed: Option<u64>,
@@ -216,7 +228,31 @@ impl SetupArgs {
                 .as_deref()
                 .map(absolute)
                 .or_else(|| base.and_then(|b| b.init_from.clone())),
+            param_groups: self.param_groups(base.and_then(|b| b.param_groups.as_ref()))?,
         })
+    }
+
+    /// `--param-groups`, `--freeze` and `--no-decay-norm-bias` over the report's groups (kept
+    /// as they are when none is given). Frozen patterns go first: they win over the groups.
+    fn param_groups(&self, base: Option<&GroupConfig>) -> Result<Option<GroupConfig>> {
+        let mut cfg = match &self.param_groups {
+            Some(spec) => GroupConfig::parse(spec)?,
+            None => base.cloned().unwrap_or_default(),
+        };
+        if !self.freeze.is_empty() {
+            let mut rules = GroupConfig::new();
+            for p in &self.freeze {
+                rules = rules.freeze(p.trim());
+            }
+            if cfg.rules.is_empty() {
+                rules = rules.group("*", 1.0);
+            }
+            rules.rules.extend(cfg.rules);
+            cfg.rules = rules.rules;
+        }
+        cfg.no_decay_norm_bias |= self.no_decay_norm_bias;
+        cfg.validate()?;
+        Ok((!cfg.is_empty()).then_some(cfg))
     }
 
     /// `--loss` with its settings, over the report's loss; None leaves it to the task.

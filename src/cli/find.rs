@@ -164,7 +164,8 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
         .title(title)
         .y_label(y_label)
         .show_rules(show_rules)
-        .verification(report.verification.as_ref());
+        .verification(report.verification.as_ref())
+        .param_groups(&report.param_groups);
     plot::range_test(out, &figure)?;
     Ok(())
 }
@@ -250,6 +251,23 @@ fn verification_summary(v: &Verification) -> String {
     s
 }
 
+/// The param groups' LRs at the suggestion, on one line.
+fn group_lrs(r: &RangeTestReport) -> String {
+    let each: Vec<String> = r
+        .param_groups
+        .iter()
+        .map(|g| match g.lr {
+            _ if g.frozen => format!("{} frozen", g.pattern),
+            Some(lr) => format!("{} {lr:.3e}", g.pattern),
+            None => format!("{} ×{}", g.pattern, g.multiplier),
+        })
+        .collect();
+    format!(
+        "param groups (the sweep moved the base LR, ratios fixed): {}",
+        each.join(", ")
+    )
+}
+
 fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -306,6 +324,9 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         out::num(r.sweep.max_lr),
         r.stop_reason
     );
+    if !r.param_groups.is_empty() {
+        let _ = writeln!(s, "  {}", group_lrs(r));
+    }
     if let Some(v) = &r.verification {
         s.push_str(&verification_summary(v));
     }

@@ -187,6 +187,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             batch_size: report.settings.batch_size,
             loss: report.settings.loss,
             init_from: report.settings.init_from.clone(),
+            param_groups: report.settings.param_groups.clone(),
         };
         let setup = args.setup.resolve(Some(&base))?;
         let device = args.setup.device(None)?;

@@ -368,7 +368,7 @@ impl Model {
         x: &Tensor,
         mode: Mode,
         loss: impl FnOnce(&Tensor) -> Result<(f64, Tensor)>,
-    ) -> Result<(f64, Vec<Tensor>)> {
+    ) -> Result<(f64, Vec<Option<Tensor>>)> {
         let x = self.batch(x)?;
         let rows = x.dim(0)?;
         let mut pass = self.kernel_forward(&x, mode, true)?;
@@ -380,11 +380,12 @@ impl Model {
         let mut scratch = Vec::new();
         let threads = self.gemm_threads();
         let mut grads: Vec<Option<Tensor>> = vec![None; self.params.len()];
-        // Nothing before the first layer with parameters needs a gradient.
+        // Nothing before the first layer with a parameter that trains needs a gradient (a
+        // frozen body: the backward stops at the first layer that trains).
         let first = self
             .layers
             .iter()
-            .position(|l| l.weight.is_some() || l.bias.is_some())
+            .position(|l| self.layer_trains(l))
             .unwrap_or(self.layers.len());
         let cpu = &Device::Cpu;
         for (i, layer) in self.layers.iter().enumerate().skip(first).rev() {
@@ -533,23 +534,22 @@ impl Model {
             if swapped {
                 std::mem::swap(&mut g, &mut spare);
             }
+            // A frozen layer above the first that trains: its weight gradient was computed
+            // with the input gradient (the kernels do both in one pass) and is dropped here.
+            let frozen = &self.frozen;
             let mut put =
                 |slot: Option<usize>, v: Option<Vec<f32>>, var: Option<&candle_core::Var>| {
                     if let (Some(slot), Some(v), Some(var)) = (slot, v, var) {
-                        grads[slot] = Some(Tensor::from_vec(v, var.dims(), cpu)?);
+                        if !frozen[slot] {
+                            grads[slot] = Some(Tensor::from_vec(v, var.dims(), cpu)?);
+                        }
                     }
                     Ok::<_, crate::error::Error>(())
                 };
             put(layer.slots.0, dw, layer.weight.as_ref())?;
             put(layer.slots.1, db, layer.bias.as_ref())?;
         }
-        let grads = grads
-            .into_iter()
-            .zip(&self.params)
-            .map(|(g, (n, _))| {
-                g.ok_or_else(|| candle_core::Error::Msg(format!("no gradient for {n}")).into())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        self.check_complete(&grads)?;
         Ok((value, grads))
     }
 }
@@ -791,6 +791,9 @@ mod tests {
             "{what}: loss {loss} vs {want}"
         );
         assert_eq!(grads.len(), m.named_vars().len());
+        let all =
+            |g: Vec<Option<Tensor>>| -> Vec<Tensor> { g.into_iter().map(Option::unwrap).collect() };
+        let (grads, auto) = (all(grads), all(auto));
         let largest = auto
             .iter()
             .flat_map(flat)

@@ -81,6 +81,8 @@ pub struct Model {
     buffers: Vec<(String, Var)>,
     /// Only Linear, ReLU and Flatten on flat inputs: the hand-written backward applies.
     fully_connected: bool,
+    /// Per parameter (in `params` order): frozen, so no gradient is computed for it.
+    frozen: Vec<bool>,
 }
 
 /// PyTorch's default init, drawn in layer order from one seeded stream.
@@ -166,6 +168,7 @@ impl Model {
             LayerSpec::ReLU | LayerSpec::Flatten => true,
             _ => false,
         });
+        let frozen = vec![false; params.len()];
         Ok(Self {
             config: config.clone(),
             input: input.to_vec(),
@@ -175,6 +178,69 @@ impl Model {
             params,
             buffers,
             fully_connected,
+            frozen,
+        })
+    }
+
+    /// Freezes parameters (one flag per [`Model::named_vars`] entry): the backward computes
+    /// no gradient for them ([`Model::loss_and_grads`] gives `None`), and none at all below
+    /// the first layer with a trainable parameter.
+    pub fn set_frozen(&mut self, frozen: Vec<bool>) -> Result<()> {
+        if frozen.len() != self.params.len() {
+            return Err(candle_core::Error::Msg(format!(
+                "{} frozen flags for {} parameters",
+                frozen.len(),
+                self.params.len()
+            ))
+            .into());
+        }
+        self.frozen = frozen;
+        Ok(())
+    }
+
+    /// Per parameter, whether it is frozen.
+    pub fn frozen(&self) -> &[bool] {
+        &self.frozen
+    }
+
+    /// Whether the parameter in `slot` trains.
+    fn trains(&self, slot: Option<usize>) -> bool {
+        slot.is_some_and(|i| !self.frozen[i])
+    }
+
+    /// Whether layer `l` has a parameter that trains.
+    fn layer_trains(&self, l: &Layer) -> bool {
+        self.trains(l.slots.0) || self.trains(l.slots.1)
+    }
+
+    /// The names of the parameters that get no weight decay with `no_decay_norm_bias`:
+    /// every bias and the weights of batch and layer norms.
+    pub fn no_decay_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.bias.is_some() {
+                out.push(format!("{i}.bias"));
+            }
+            if l.weight.is_some()
+                && matches!(
+                    l.spec,
+                    LayerSpec::BatchNorm1d { .. }
+                        | LayerSpec::BatchNorm2d { .. }
+                        | LayerSpec::LayerNorm { .. }
+                )
+            {
+                out.push(format!("{i}.weight"));
+            }
+        }
+        out
+    }
+
+    /// A layer's weight or bias as the forward uses it: detached when frozen, so candle's
+    /// autograd computes no gradient for it.
+    fn param(&self, slot: Option<usize>, v: Option<&Var>) -> Option<Tensor> {
+        v.map(|v| match slot {
+            Some(i) if self.frozen[i] => v.as_tensor().detach(),
+            _ => v.as_tensor().clone(),
         })
     }
 
@@ -247,8 +313,9 @@ impl Model {
     }
 
     fn apply(&self, index: usize, layer: &Layer, h: &Tensor, mode: Mode) -> Result<Tensor> {
-        let w = layer.weight.as_ref().map(Var::as_tensor);
-        let b = layer.bias.as_ref().map(Var::as_tensor);
+        let w = self.param(layer.slots.0, layer.weight.as_ref());
+        let b = self.param(layer.slots.1, layer.bias.as_ref());
+        let (w, b) = (w.as_ref(), b.as_ref());
         let missing = || candle_core::Error::Msg(format!("layer {index} has no weight"));
         Ok(match &layer.spec {
             LayerSpec::Linear { .. } => ops::linear(h, w.ok_or_else(missing)?, b)?,
@@ -362,7 +429,7 @@ impl Model {
     }
 
     /// The loss of a batch and its gradient for every parameter (in [`Model::named_vars`]
-    /// order, detached). `loss` gets the outputs and returns the loss value and its gradient
+    /// order, detached; `None` exactly for the frozen ones). `loss` gets the outputs and returns the loss value and its gradient
     /// with respect to the outputs; the model back-propagates that gradient.
     ///
     /// Models of only Linear, ReLU and Flatten take a hand-written backward pass: candle's
@@ -375,7 +442,7 @@ impl Model {
         x: &Tensor,
         mode: Mode,
         loss: impl FnOnce(&Tensor) -> Result<(f64, Tensor)>,
-    ) -> Result<(f64, Vec<Tensor>)> {
+    ) -> Result<(f64, Vec<Option<Tensor>>)> {
         if self.fully_connected {
             return self.fc_loss_and_grads(x, loss);
         }
@@ -391,7 +458,7 @@ impl Model {
         x: &Tensor,
         mode: Mode,
         loss: impl FnOnce(&Tensor) -> Result<(f64, Tensor)>,
-    ) -> Result<(f64, Vec<Tensor>)> {
+    ) -> Result<(f64, Vec<Option<Tensor>>)> {
         let out = self.forward_t(x, mode)?;
         let (value, grad) = loss(&out.detach())?;
         check_grad(&out, &grad)?;
@@ -400,9 +467,11 @@ impl Model {
         let grads = self
             .params
             .iter()
-            .map(|(_, v)| match store.get(v) {
-                Some(g) => Ok(g.detach()),
-                None => Ok(v.zeros_like()?),
+            .zip(&self.frozen)
+            .map(|((_, v), &frozen)| match store.get(v) {
+                _ if frozen => Ok(None),
+                Some(g) => Ok(Some(g.detach())),
+                None => Ok(Some(v.zeros_like()?)),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((value, grads))
@@ -413,7 +482,7 @@ impl Model {
         &self,
         x: &Tensor,
         loss: impl FnOnce(&Tensor) -> Result<(f64, Tensor)>,
-    ) -> Result<(f64, Vec<Tensor>)> {
+    ) -> Result<(f64, Vec<Option<Tensor>>)> {
         let batch = x.dim(0)?;
         // Forward on flat rows, keeping each Linear's and ReLU's input. Detached weights:
         // this pass builds no autograd graph, so nothing it returns keeps earlier tensors
@@ -448,20 +517,26 @@ impl Model {
         check_grad(&h, &dz)?;
         let ones = Tensor::ones((1, batch), DType::F32, x.device())?;
         let mut grads: Vec<Option<Tensor>> = vec![None; self.params.len()];
+        // Nothing below the first layer that trains needs a gradient (a frozen body: the
+        // backward stops at the head).
         let first = self
             .layers
             .iter()
-            .position(|l| matches!(l.spec, LayerSpec::Linear { .. }))
-            .unwrap_or(0);
+            .position(|l| matches!(l.spec, LayerSpec::Linear { .. }) && self.layer_trains(l))
+            .unwrap_or(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate().skip(first).rev() {
             let Some(input) = &saved[i] else { continue };
             match &layer.spec {
                 LayerSpec::Linear { .. } => {
                     if let (Some(wi), _) = layer.slots {
-                        grads[wi] = Some(dz.t()?.matmul(input)?);
+                        if !self.frozen[wi] {
+                            grads[wi] = Some(dz.t()?.matmul(input)?);
+                        }
                     }
                     if let (_, Some(bi)) = layer.slots {
-                        grads[bi] = Some(ones.matmul(&dz)?.squeeze(0)?);
+                        if !self.frozen[bi] {
+                            grads[bi] = Some(ones.matmul(&dz)?.squeeze(0)?);
+                        }
                     }
                     if i > first {
                         if let Some(w) = &layer.weight {
@@ -473,14 +548,25 @@ impl Model {
                 _ => dz = dz.mul(&input.gt(0f32)?.to_dtype(DType::F32)?)?,
             }
         }
-        let grads = grads
-            .into_iter()
-            .zip(&self.params)
-            .map(|(g, (n, _))| {
-                g.ok_or_else(|| candle_core::Error::Msg(format!("no gradient for {n}")).into())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        self.check_complete(&grads)?;
         Ok((value, grads))
+    }
+
+    /// Every parameter that trains has its gradient (the gradient-flow check of the built-in
+    /// models: it never fails unless a backward pass here is wrong).
+    pub(crate) fn check_complete(&self, grads: &[Option<Tensor>]) -> Result<()> {
+        let missing: Vec<String> = grads
+            .iter()
+            .zip(&self.params)
+            .zip(&self.frozen)
+            .filter(|((g, _), &frozen)| g.is_none() && !frozen)
+            .map(|((_, (n, _)), _)| n.clone())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::error::NoGradient { vars: missing }.into())
+        }
     }
 
     /// Trainable parameters, sorted by name.

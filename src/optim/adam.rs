@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::check;
+use super::groups::{GroupLrs, Grouping, Layout};
 use crate::error::Result;
 
 macro_rules! adam_params {
@@ -113,6 +114,8 @@ struct Core {
     decoupled: bool,
     t: u64,
     moments: Vec<Option<Moments>>,
+    /// Each variable's group (LR, weight decay) or none (frozen).
+    layout: Layout,
 }
 
 /// The per-step constants of the update.
@@ -150,6 +153,7 @@ macro_rules! adam_optimizer {
                     decoupled: $decoupled,
                     t: 0,
                     moments: vec![None; n],
+                    layout: Layout::single(n, p.lr),
                 }))
             }
 
@@ -163,8 +167,22 @@ macro_rules! adam_optimizer {
                 self.0.lr
             }
 
+            /// Sets the base LR: each group trains at `lr` × its multiplier.
             fn set_learning_rate(&mut self, lr: f64) {
                 self.0.lr = lr;
+                self.0.layout.set_base(lr);
+            }
+        }
+
+        impl GroupLrs for $opt {
+            fn group_lrs(&self) -> Vec<f64> {
+                self.0.layout.lrs().to_vec()
+            }
+
+            fn set_group_lrs(&mut self, lrs: &[f64]) -> Result<()> {
+                self.0.layout.set_lrs(lrs)?;
+                self.0.lr = self.0.layout.base();
+                Ok(())
             }
         }
 
@@ -180,6 +198,26 @@ macro_rules! adam_optimizer {
         }
 
         impl $opt {
+            /// The optimizer over a [`Grouping`]'s variables: each group at its multiple of
+            /// `p.lr` (and its own weight decay, if set), frozen variables never updated and
+            /// given no moments.
+            pub fn grouped(grouping: &Grouping, p: $params) -> Result<Self> {
+                p.validate()?;
+                let vars = grouping.vars();
+                let n = vars.len();
+                Ok(Self(Core {
+                    vars,
+                    lr: p.lr,
+                    betas: p.betas,
+                    eps: p.eps,
+                    weight_decay: p.weight_decay,
+                    decoupled: $decoupled,
+                    t: 0,
+                    moments: vec![None; n],
+                    layout: grouping.layout(p.lr),
+                }))
+            }
+
             /// The hyper-parameters in force (with the current LR and beta1).
             pub fn params(&self) -> $params {
                 $params {
@@ -226,24 +264,31 @@ impl Core {
     pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         self.t += 1;
         let (b1, b2) = self.betas;
-        let wd = self.weight_decay;
         // PyTorch reads the group's current beta1 here too, so momentum cycling affects it.
         let bc1 = 1.0 - b1.powi(self.t as i32);
-        let c = Coeffs {
-            b1,
-            b2,
-            eps: self.eps,
-            step_size: self.lr / bc1,
-            bc2_sqrt: (1.0 - b2.powi(self.t as i32)).sqrt(),
-            l2: if self.decoupled { 0.0 } else { wd },
-            decay: if self.decoupled {
-                1.0 - self.lr * wd
-            } else {
-                1.0
-            },
-        };
-        for ((var, state), g) in self.vars.iter().zip(&mut self.moments).zip(grads) {
+        let bc2_sqrt = (1.0 - b2.powi(self.t as i32)).sqrt();
+        for (i, ((var, state), g)) in self
+            .vars
+            .iter()
+            .zip(&mut self.moments)
+            .zip(grads)
+            .enumerate()
+        {
             let Some(g) = g else { continue };
+            // Frozen: no update and no moments, whatever gradient came.
+            let Some(lr) = self.layout.lr(i) else {
+                continue;
+            };
+            let wd = self.layout.weight_decay(i, self.weight_decay);
+            let c = Coeffs {
+                b1,
+                b2,
+                eps: self.eps,
+                step_size: lr / bc1,
+                bc2_sqrt,
+                l2: if self.decoupled { 0.0 } else { wd },
+                decay: if self.decoupled { 1.0 - lr * wd } else { 1.0 },
+            };
             // Detached: moments that kept their autograd history would keep every earlier
             // step's tensors alive.
             let g = g.detach();

@@ -3,6 +3,8 @@
 //! [`AdamW`]. Their state lives in plain tensors, so cloning an optimizer snapshots it.
 
 pub mod adam;
+pub mod groups;
+pub mod per_group;
 pub mod sgd;
 
 use std::collections::HashMap;
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, Scope};
 
 pub use adam::{Adam, AdamW, ParamsAdam, ParamsAdamW};
+pub use groups::{GroupConfig, GroupLrs, GroupReport, GroupRule, Grouping, ParamGroup};
+pub use per_group::PerGroup;
 pub use sgd::{ParamsSgd, Sgd};
 
 /// An optimizer whose momentum a scheduler may cycle (CyclicLR, OneCycleLR): SGD's momentum,
@@ -143,6 +147,24 @@ impl OptimizerConfig {
     }
 }
 
+impl OptimizerConfig {
+    /// The optimizer over a [`Grouping`]'s variables, starting at base LR `lr`: each group
+    /// at its multiple of it, frozen variables never updated.
+    pub fn build_grouped(&self, grouping: &Grouping, lr: f64) -> Result<AnyOptimizer> {
+        Ok(match self {
+            OptimizerConfig::Sgd(c) => {
+                AnyOptimizer::Sgd(Sgd::grouped(grouping, ParamsSgd { lr, ..c.clone() })?)
+            }
+            OptimizerConfig::Adam(c) => {
+                AnyOptimizer::Adam(Adam::grouped(grouping, ParamsAdam { lr, ..c.clone() })?)
+            }
+            OptimizerConfig::AdamW(c) => {
+                AnyOptimizer::AdamW(AdamW::grouped(grouping, ParamsAdamW { lr, ..c.clone() })?)
+            }
+        })
+    }
+}
+
 fn check(field: &'static str, v: f64, ok: bool, allowed: &str) -> Result<()> {
     if ok && v.is_finite() {
         Ok(())
@@ -202,6 +224,16 @@ impl AnyOptimizer {
             AnyOptimizer::Adam(o) => o.load_state(tensors, step),
             AnyOptimizer::AdamW(o) => o.load_state(tensors, step),
         }
+    }
+}
+
+impl GroupLrs for AnyOptimizer {
+    fn group_lrs(&self) -> Vec<f64> {
+        each!(self, o => o.group_lrs())
+    }
+
+    fn set_group_lrs(&mut self, lrs: &[f64]) -> Result<()> {
+        each!(self, o => o.set_group_lrs(lrs))
     }
 }
 
@@ -266,6 +298,9 @@ fn load_buffers(tensors: &HashMap<String, Tensor>, prefix: &str, n: usize) -> Ve
         .map(|i| tensors.get(&format!("{prefix}.{i}")).cloned())
         .collect()
 }
+
+#[cfg(test)]
+mod group_steps;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::check;
+use super::groups::{GroupLrs, Grouping, Layout};
 use crate::error::{Error, Result, Scope};
 
 /// `torch.optim.SGD`'s hyper-parameters, with PyTorch's names and defaults.
@@ -95,6 +96,8 @@ pub struct Sgd {
     params: ParamsSgd,
     /// Momentum buffers, created on the first step as in PyTorch (`buf = g`).
     bufs: Vec<Option<Tensor>>,
+    /// Each variable's group (LR, weight decay) or none (frozen).
+    layout: Layout,
 }
 
 impl candle_nn::Optimizer for Sgd {
@@ -103,7 +106,13 @@ impl candle_nn::Optimizer for Sgd {
     fn new(vars: Vec<Var>, params: ParamsSgd) -> candle_core::Result<Self> {
         params.validate().map_err(super::to_candle)?;
         let bufs = vec![None; vars.len()];
-        Ok(Self { vars, params, bufs })
+        let layout = Layout::single(vars.len(), params.lr);
+        Ok(Self {
+            vars,
+            params,
+            bufs,
+            layout,
+        })
     }
 
     fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
@@ -115,8 +124,22 @@ impl candle_nn::Optimizer for Sgd {
         self.params.lr
     }
 
+    /// Sets the base LR: each group trains at `lr` × its multiplier.
     fn set_learning_rate(&mut self, lr: f64) {
         self.params.lr = lr;
+        self.layout.set_base(lr);
+    }
+}
+
+impl GroupLrs for Sgd {
+    fn group_lrs(&self) -> Vec<f64> {
+        self.layout.lrs().to_vec()
+    }
+
+    fn set_group_lrs(&mut self, lrs: &[f64]) -> Result<()> {
+        self.layout.set_lrs(lrs)?;
+        self.params.lr = self.layout.base();
+        Ok(())
     }
 }
 
@@ -131,6 +154,19 @@ impl super::Momentum for Sgd {
 }
 
 impl Sgd {
+    /// SGD over a [`Grouping`]'s variables: each group at its multiple of `params.lr`, frozen
+    /// variables never updated and given no momentum buffer.
+    pub fn grouped(grouping: &Grouping, params: ParamsSgd) -> Result<Self> {
+        params.validate()?;
+        let vars = grouping.vars();
+        Ok(Self {
+            bufs: vec![None; vars.len()],
+            layout: grouping.layout(params.lr),
+            vars,
+            params,
+        })
+    }
+
     /// The hyper-parameters in force (with the current LR and momentum).
     pub fn params(&self) -> &ParamsSgd {
         &self.params
@@ -139,14 +175,25 @@ impl Sgd {
     /// One update with gradients aligned with the parameters (None: no gradient, skipped).
     pub fn step_grads(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
         let c = &self.params;
-        for ((var, buf), g) in self.vars.iter().zip(self.bufs.iter_mut()).zip(grads) {
+        for (i, ((var, buf), g)) in self
+            .vars
+            .iter()
+            .zip(self.bufs.iter_mut())
+            .zip(grads)
+            .enumerate()
+        {
             let Some(g) = g else { continue };
+            // Frozen: no update and no state, whatever gradient came.
+            let Some(lr) = self.layout.lr(i) else {
+                continue;
+            };
+            let weight_decay = self.layout.weight_decay(i, c.weight_decay);
             // Detached: a buffer that kept its autograd history would keep every earlier
             // step's tensors alive.
             let p = var.as_tensor().detach();
             let g = g.detach();
-            let mut g = if c.weight_decay != 0.0 {
-                (g + (&p * c.weight_decay)?)?
+            let mut g = if weight_decay != 0.0 {
+                (g + (&p * weight_decay)?)?
             } else {
                 g
             };
@@ -162,7 +209,7 @@ impl Sgd {
                 };
                 *buf = Some(b);
             }
-            axpy(var, -c.lr, &g)?;
+            axpy(var, -lr, &g)?;
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ mod output;
 #[cfg(feature = "plot")]
 mod range_test;
 #[cfg(feature = "plot")]
+mod range_test_groups;
+#[cfg(feature = "plot")]
 mod scale;
 #[cfg(feature = "plot")]
 mod schedule;

@@ -35,6 +35,8 @@ pub struct RangeTestPlot<'a> {
     y_label: String,
     show_rules: bool,
     verification: Option<&'a Verification>,
+    /// The param-groups note (`range_test_groups.rs`); empty for one group.
+    pub(super) groups_note: Vec<String>,
 }
 
 impl<'a> RangeTestPlot<'a> {
@@ -47,6 +49,7 @@ impl<'a> RangeTestPlot<'a> {
             y_label: "loss".into(),
             show_rules: false,
             verification: None,
+            groups_note: Vec::new(),
         }
     }
 
@@ -330,6 +333,9 @@ fn draw<DB: DrawingBackend>(
     let notes = warnings(plot, 380.0);
     if !notes.is_empty() {
         boxes.push(Boxed::Note(notes, style::RED));
+    }
+    if !plot.groups_note.is_empty() {
+        boxes.push(Boxed::Note(plot.groups_note.clone(), style::MUTED));
     }
     let mut framed = style::framed(
         &area,

@@ -43,6 +43,9 @@ pub struct RunSettings {
     /// The pretrained weights the model started from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<std::path::PathBuf>,
+    /// Param groups (fine-tuning): patterns, LR multipliers, frozen parts, no-decay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_groups: Option<crate::optim::GroupConfig>,
 }
 
 /// What a report says about a run on your own model: your words.
@@ -123,6 +126,10 @@ pub struct RangeTestReport<S = RunSettings> {
     pub interrupted: bool,
     /// How long it took.
     pub timings: Timings,
+    /// With param groups: the sweep moved the base LR with the groups' ratios fixed; each
+    /// group with its parameters and its LR at the suggestion (empty: one group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub param_groups: Vec<crate::optim::GroupReport>,
 }
 
 impl<S> RangeTestReport<S> {
@@ -151,7 +158,15 @@ impl<S> RangeTestReport<S> {
             curve,
             analysis,
             timings,
+            param_groups: Vec::new(),
         }
+    }
+
+    /// Lists `grouping`'s groups with their LRs at the suggestion (the curve's LRs are the
+    /// base LR, which each group multiplies).
+    pub fn with_groups(mut self, grouping: &crate::optim::Grouping) -> Self {
+        self.param_groups = grouping.report(self.suggested_lr);
+        self
     }
 }
 
@@ -232,6 +247,9 @@ impl RangeTestReport<RunSettings> {
         self.settings.data.validate()?;
         self.settings.model.validate()?;
         self.settings.optimizer.validate()?;
+        if let Some(g) = &self.settings.param_groups {
+            g.validate()?;
+        }
         crate::learner::check_batching(self.settings.batch_size, self.settings.accumulate)?;
         self.check_numbers()
     }

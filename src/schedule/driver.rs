@@ -4,7 +4,7 @@
 use candle_nn::Optimizer;
 
 use super::{Interval, LrScheduler, ParamGroups, ScheduleError, SchedulerConfig};
-use crate::optim::Momentum;
+use crate::optim::{GroupLrs, Momentum};
 
 /// Steps a schedule at the interval PyTorch users step it (per batch for CyclicLR and
 /// OneCycleLR, per epoch for the rest, unless told otherwise) and applies it to an
@@ -59,6 +59,37 @@ impl SchedulerDriver {
         })
     }
 
+    /// Builds `config` for an optimizer with several param groups, starting at `lrs` (one per
+    /// group, as [`crate::optim::GroupLrs::group_lrs`] gives them) and `momentum` in each.
+    /// Per-group values work as in PyTorch: `OneCycleLR(max_lr=[1e-4, 1e-3])` gives group
+    /// `i` its own peak, a single value is every group's.
+    pub fn with_groups(
+        config: &SchedulerConfig,
+        lrs: Vec<f64>,
+        momentum: Option<f64>,
+        interval: Option<Interval>,
+    ) -> Result<Self, ScheduleError> {
+        let n = lrs.len();
+        let mut groups = ParamGroups::new(lrs, momentum.map(|m| vec![m; n]));
+        let scheduler = config.build(&mut groups)?;
+        Ok(Self {
+            scheduler,
+            groups,
+            interval: interval.unwrap_or_else(|| config.default_interval()),
+        })
+    }
+
+    /// Each group's learning rate for the next step.
+    pub fn lrs(&self) -> &[f64] {
+        &self.groups.lr
+    }
+
+    /// Sets each param group's LR to the schedule's (an optimizer with as many groups as the
+    /// schedule was built for).
+    pub fn apply_groups<O: GroupLrs>(&self, optimizer: &mut O) -> crate::Result<()> {
+        optimizer.set_group_lrs(&self.groups.lr)
+    }
+
     /// Drives a scheduler built elsewhere (one of yours, written in Rust) on `groups`.
     pub fn from_scheduler(
         scheduler: Box<dyn LrScheduler>,
@@ -72,7 +103,7 @@ impl SchedulerDriver {
         }
     }
 
-    /// The learning rate the schedule gives for the next step.
+    /// The learning rate the schedule gives for the next step (the first group's).
     pub fn lr(&self) -> f64 {
         self.groups.lr.first().copied().unwrap_or(f64::NAN)
     }

@@ -3,7 +3,7 @@
 
 pub mod run_dir;
 
-use crate::optim::Momentum;
+use crate::optim::{GroupLrs, Momentum};
 use candle_nn::Optimizer;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -130,9 +130,15 @@ impl TrainConfig {
         format!("{h:016x}")
     }
 
-    /// The optimizer's one param group as schedulers see it: the run's LR and momentum.
+    /// The optimizer's param groups as schedulers see them: the run's LR (times each
+    /// trainable group's multiplier, with param groups) and the optimizer's momentum.
     pub fn param_groups(&self) -> ParamGroups {
-        ParamGroups::new(vec![self.lr], Some(vec![self.setup.optimizer.momentum()]))
+        let lrs: Vec<f64> = match &self.setup.param_groups {
+            Some(g) => g.multipliers().iter().map(|m| self.lr * m).collect(),
+            None => vec![self.lr],
+        };
+        let m = self.setup.optimizer.momentum();
+        ParamGroups::new(lrs.clone(), Some(vec![m; lrs.len()]))
     }
 
     /// The stepping interval in force.
@@ -318,8 +324,8 @@ impl Run {
         if data.val_len() == 0 {
             return Err(no_validation(config.setup.data.val_split));
         }
-        let model = config.setup.model(&data, device)?;
-        let optimizer = config.setup.optimizer.build(model.vars(), config.lr)?;
+        let mut model = config.setup.model(&data, device)?;
+        let (optimizer, _) = config.setup.optimizer_for(&mut model, config.lr)?;
         let batches = batches_per_epoch(data.train_len(), config.setup.batch_size);
         let learner = config
             .setup
@@ -426,8 +432,17 @@ impl Run {
     }
 
     fn apply_groups(&mut self) {
-        if let Some(lr) = self.groups.lr.first() {
-            self.learner.optimizer.set_learning_rate(*lr);
+        // One LR per trainable group, as the scheduler left them (lengths agree: both come
+        // from the same rules).
+        if self
+            .learner
+            .optimizer
+            .set_group_lrs(&self.groups.lr)
+            .is_err()
+        {
+            if let Some(lr) = self.groups.lr.first() {
+                self.learner.optimizer.set_learning_rate(*lr);
+            }
         }
         if let Some(m) = self.groups.momentum.as_ref().and_then(|m| m.first()) {
             self.learner.optimizer.set_momentum(*m);
@@ -487,7 +502,10 @@ impl Run {
                 if interval == Interval::Step {
                     step_lrs.push(lr);
                 }
-                let loss = self.learner.step_on(std::slice::from_ref(&batch), lr)?;
+                // The LRs the scheduler set, per group.
+                let loss = self
+                    .learner
+                    .step_batches(std::slice::from_ref(&batch), None)?;
                 if !loss.is_finite() {
                     return Err(Diverged {
                         what: "the loss".into(),
@@ -595,6 +613,7 @@ mod tests {
                 batch_size: 500,
                 loss: None,
                 init_from: None,
+                param_groups: None,
             },
             device: "cpu".into(),
             lr: 0.1,
