@@ -267,9 +267,15 @@ impl LossConfig {
     }
 }
 
+/// The `(B, classes)` one-hot of class indices `y`, written by indexing the targets (a
+/// scatter of B ones): memory grows with the batch's logits, never with classes², and the
+/// values are those of the identity's rows, so losses and gradients are unchanged bit for bit.
 fn one_hot(y: &Tensor, classes: usize) -> Result<Tensor> {
-    let eye = Tensor::eye(classes, DType::F32, y.device())?;
-    Ok(eye.index_select(y, 0)?)
+    let b = y.dim(0)?;
+    let idx = y.to_dtype(DType::U32)?.reshape((b, 1))?;
+    let ones = Tensor::ones((b, 1), DType::F32, y.device())?;
+    let zeros = Tensor::zeros((b, classes), DType::F32, y.device())?;
+    Ok(zeros.scatter_add(&idx, &ones, 1)?)
 }
 
 fn count(mask: &Tensor) -> Result<u64> {
