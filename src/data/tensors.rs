@@ -46,7 +46,7 @@ pub fn load_tensors(
     y_key: &str,
     task: Option<TaskKind>,
 ) -> Result<Loaded> {
-    if !path.is_file() {
+    if path.is_dir() || !path.exists() {
         return Err(Error::data(
             path,
             if path.exists() {
@@ -56,6 +56,8 @@ pub fn load_tensors(
             },
         ));
     }
+    // A device or FIFO is named as such (its name may have lost the extension on the way).
+    crate::read::open_regular(path, "a tensor file")?;
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
