@@ -350,6 +350,23 @@ mod tests {
         Device::Cpu
     }
 
+    #[test]
+    fn the_one_hot_is_the_identity_rows_without_the_identity() {
+        let y = Tensor::new(&[2u32, 0, 4, 2], &dev()).unwrap();
+        let got = one_hot(&y, 5).unwrap();
+        let eye = Tensor::eye(5, DType::F32, &dev())
+            .unwrap()
+            .index_select(&y, 0)
+            .unwrap();
+        assert_eq!(got.dims(), [4, 5]);
+        assert_eq!(got.to_vec2::<f32>().unwrap(), eye.to_vec2::<f32>().unwrap());
+        // 100,000 classes: a batch's rows only (an identity would be 40 GB).
+        let y = Tensor::new(&[99_999u32, 7], &dev()).unwrap();
+        let got = one_hot(&y, 100_000).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!((got[0][99_999], got[1][7]), (1.0, 1.0));
+        assert_eq!(got.iter().flatten().sum::<f32>(), 2.0);
+    }
+
     fn logits() -> Tensor {
         Tensor::new(&[[1.0f32, -2.0, 0.5], [0.0, 3.0, -1.0]], &dev()).unwrap()
     }

@@ -171,7 +171,12 @@ pub fn reserve<T>(
 pub fn read_capped(path: &Path, what: &'static str, limit: u64) -> Result<Vec<u8>, ReadError> {
     let (file, len) = open_capped(path, what, limit)?;
     let mut out = Vec::new();
-    reserve(&mut out, usize::try_from(len).unwrap_or(usize::MAX), path, what)?;
+    reserve(
+        &mut out,
+        usize::try_from(len).unwrap_or(usize::MAX),
+        path,
+        what,
+    )?;
     file.take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(ReadError::io(path))?;
@@ -243,7 +248,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.json");
         std::fs::write(&p, vec![b' '; 101]).unwrap();
-        let e = read_text_capped(&p, "a report", 100).unwrap_err().to_string();
+        let e = read_text_capped(&p, "a report", 100)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             format!(

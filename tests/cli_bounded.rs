@@ -32,7 +32,12 @@ const HELPER_DIR: &str = "LRFIND_MEASURE_DIR";
 fn measure(d: &Path, args: &[&str]) -> Ran {
     let t = Instant::now();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "measure_from_a_small_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "measure_from_a_small_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(HELPER_ARGS, serde_json::to_string(args).unwrap())
         .env(HELPER_DIR, d)
         .stdin(Stdio::null())
@@ -189,7 +194,11 @@ fn every_reader_refuses_fifos_and_devices_at_once() {
         a.extend(quick);
         refused(d, &a, not_regular);
     }
-    refused(d, &["check", "--seeds", "2", "--baseline", "base.json", "-q"], not_regular);
+    refused(
+        d,
+        &["check", "--seeds", "2", "--baseline", "base.json", "-q"],
+        not_regular,
+    );
     refused(
         d,
         &["train", "--use-suggested", "--report", "base.json", "-q"],
@@ -198,7 +207,11 @@ fn every_reader_refuses_fifos_and_devices_at_once() {
     // An image inside a folder.
     small_folder(&d.join("imgs"), 2);
     mkfifo(&d.join("imgs/a/9.png"));
-    refused(d, &["--data", "imgs", "--num-steps", "5", "-q"], "9.png: a FIFO");
+    refused(
+        d,
+        &["--data", "imgs", "--num-steps", "5", "-q"],
+        "9.png: a FIFO",
+    );
 }
 
 // ---- Decompression bombs ----
@@ -220,14 +233,25 @@ fn an_image_declaring_a_bomb_is_refused_from_its_header() {
     declare_png(&d.join("late/b/2.png"), 16384, 16384);
     refused(
         d,
-        &["--data", "late", "--image-size", "8x8", "--num-steps", "5", "-q"],
+        &[
+            "--data",
+            "late",
+            "--image-size",
+            "8x8",
+            "--num-steps",
+            "5",
+            "-q",
+        ],
         "16384x16384 pixels",
     );
     // A JPEG whose frame header says 65500x65500.
     small_folder(&d.join("jpg"), 2);
     let mut bytes = Vec::new();
     image::DynamicImage::ImageLuma8(image::GrayImage::new(8, 8))
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Jpeg)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
     let sof = bytes.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
     bytes[sof + 5..sof + 7].copy_from_slice(&65500u16.to_be_bytes());
@@ -235,7 +259,15 @@ fn an_image_declaring_a_bomb_is_refused_from_its_header() {
     std::fs::write(d.join("jpg/b/1.jpg"), &bytes).unwrap();
     refused(
         d,
-        &["--data", "jpg", "--image-size", "8x8", "--num-steps", "5", "-q"],
+        &[
+            "--data",
+            "jpg",
+            "--image-size",
+            "8x8",
+            "--num-steps",
+            "5",
+            "-q",
+        ],
         "65500x65500",
     );
     // A folder whose images at the asked size would pass the folder cap: before decoding.
@@ -267,11 +299,26 @@ fn large_images_downscaled_work_in_memory_bounded_by_the_decode_budget() {
     let r = measure(
         d,
         &[
-            "--data", "big", "--image-size", "8x8", "--batch-size", "2", "--num-steps", "3",
-            "--val-split", "0", "-q", "--report", "r.json",
+            "--data",
+            "big",
+            "--image-size",
+            "8x8",
+            "--batch-size",
+            "2",
+            "--num-steps",
+            "3",
+            "--val-split",
+            "0",
+            "-q",
+            "--report",
+            "r.json",
         ],
     );
-    assert_eq!(r.code, 1, "no suggestion from 3 steps, but a report: {}", r.err);
+    assert_eq!(
+        r.code, 1,
+        "no suggestion from 3 steps, but a report: {}",
+        r.err
+    );
     assert!(d.join("r.json").is_file());
     let threads = std::thread::available_parallelism().map_or(1, usize::from) as i64;
     // Per worker one 16 Mpixel decode (16 MB grey, 48 MB as RGB after conversion) and its
@@ -331,7 +378,10 @@ fn an_npz_member_is_inflated_only_to_what_its_npy_header_declares() {
     };
     // A header declaring 4 floats in front of 256 MiB of zeros (256 KB deflated).
     let x = npy_header("<f4", "(4, 1)");
-    npz(&d.join("lie.npz"), &[("x", x, 256 << 20), ("y", y.clone(), 0)]);
+    npz(
+        &d.join("lie.npz"),
+        &[("x", x, 256 << 20), ("y", y.clone(), 0)],
+    );
     refused(
         d,
         &["--data", "lie.npz", "--num-steps", "5", "-q"],
@@ -358,7 +408,14 @@ fn a_hundred_thousand_classes_train_without_a_classes_squared_one_hot() {
     let r = measure(
         d,
         &[
-            "--data", "many.csv", "--hidden", "16", "--num-steps", "3", "-q", "--report",
+            "--data",
+            "many.csv",
+            "--hidden",
+            "16",
+            "--num-steps",
+            "3",
+            "-q",
+            "--report",
             "r.json",
         ],
     );
@@ -383,17 +440,36 @@ fn wrong_diagnoses_are_now_named() {
     csv(&d.join("one.csv"), 60, 60);
     refused(
         d,
-        &["--data", "one.csv", "--task", "classify", "--num-steps", "5", "-q"],
+        &[
+            "--data",
+            "one.csv",
+            "--task",
+            "classify",
+            "--num-steps",
+            "5",
+            "-q",
+        ],
         "60 of its 60 classes have a single sample",
     );
     // Integer labels beyond i64 are classes, in numeric order, not a regression.
     let mut s = String::from("a,id\n");
     for i in 0..40 {
-        s.push_str(&format!("{i},{}\n", ["-99999999999999999999", "18446744073709551616", "7"][i % 3]));
+        s.push_str(&format!(
+            "{i},{}\n",
+            ["-99999999999999999999", "18446744073709551616", "7"][i % 3]
+        ));
     }
     std::fs::write(d.join("big.csv"), s).unwrap();
     let (code, _, err) = run(lrfind(d).args([
-        "--data", "big.csv", "--num-steps", "3", "--batch-size", "4", "-q", "--report", "b.json",
+        "--data",
+        "big.csv",
+        "--num-steps",
+        "3",
+        "--batch-size",
+        "4",
+        "-q",
+        "--report",
+        "b.json",
     ]));
     assert!(code == 0 || code == 1, "{err}");
     let classes = &json(&d.join("b.json"))["settings"]["dataset"]["task"]["classify"]["classes"];
@@ -424,7 +500,12 @@ fn a_layer_too_large_for_a_batch_is_refused_naming_it() {
         ),
     ] {
         let r = refused(d, &["--model", model, "--num-steps", "5", "-q"], layer);
-        assert!(r.err.contains("the limit is 8 GiB: use a smaller --batch-size"), "{}", r.err);
+        assert!(
+            r.err
+                .contains("the limit is 8 GiB: use a smaller --batch-size"),
+            "{}",
+            r.err
+        );
     }
 }
 
@@ -432,7 +513,15 @@ fn a_layer_too_large_for_a_batch_is_refused_naming_it() {
 
 fn train(d: &Path, dir: &str, epochs: &str, extra: &[&str]) {
     let (code, out, err) = run(lrfind(d)
-        .args(["train", "--lr", "0.001", "-q", "--data", "mnist", "--data-dir"])
+        .args([
+            "train",
+            "--lr",
+            "0.001",
+            "-q",
+            "--data",
+            "mnist",
+            "--data-dir",
+        ])
         .arg(fixture("mnist"))
         .args(["--epochs", epochs, "--out-dir", dir])
         .args(extra));
@@ -441,7 +530,11 @@ fn train(d: &Path, dir: &str, epochs: &str, extra: &[&str]) {
 
 /// Rewrites the checkpoint at `p` without the tensors `drop` selects, and with `edit` applied
 /// to its run state (JSON).
-fn rewrite_checkpoint(p: &Path, drop: impl Fn(&str) -> bool, edit: impl Fn(&mut serde_json::Value)) {
+fn rewrite_checkpoint(
+    p: &Path,
+    drop: impl Fn(&str) -> bool,
+    edit: impl Fn(&mut serde_json::Value),
+) {
     let bytes = std::fs::read(p).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut state: serde_json::Value =
@@ -487,15 +580,25 @@ fn resume_refuses_what_it_cannot_trust_and_rewrites_nothing() {
     let check = |dir: &str, needle: &str| {
         let before = snapshot(&d.join(dir));
         assert_usage_error(&mut resume(dir), needle);
-        assert_eq!(snapshot(&d.join(dir)), before, "{dir}: a refused resume wrote files");
+        assert_eq!(
+            snapshot(&d.join(dir)),
+            before,
+            "{dir}: a refused resume wrote files"
+        );
     };
     // Optimizer tensors removed: not the run it claims to continue.
-    for (name, needle) in [("b", "lacks optimizer tensor 'optim.exp_avg"), ("c", "holds no optimizer state after")] {
+    for (name, needle) in [
+        ("b", "lacks optimizer tensor 'optim.exp_avg"),
+        ("c", "holds no optimizer state after"),
+    ] {
         copy_dir(&d.join("a"), &d.join(name));
         let all = name == "c";
         rewrite_checkpoint(
             &d.join(name).join("checkpoint.safetensors"),
-            |n| n.starts_with("optim.exp_avg.") || (all && (n.starts_with("optim.") || n == "meta.optim_keys")),
+            |n| {
+                n.starts_with("optim.exp_avg.")
+                    || (all && (n.starts_with("optim.") || n == "meta.optim_keys"))
+            },
             |_| {},
         );
         check(name, needle);
@@ -513,7 +616,10 @@ fn resume_refuses_what_it_cannot_trust_and_rewrites_nothing() {
     // A checkpoint changed after its epoch saved it (same epoch, other bytes): the manifest says.
     copy_dir(&d.join("a"), &d.join("f"));
     poke_first_weight(&d.join("f/checkpoint.safetensors"));
-    check("f", "is not the checkpoint manifest.json records for epoch 1");
+    check(
+        "f",
+        "is not the checkpoint manifest.json records for epoch 1",
+    );
     // state.json a link to /dev/zero or a FIFO: refused, nothing rewritten.
     copy_dir(&d.join("a"), &d.join("g"));
     std::fs::remove_file(d.join("g/state.json")).unwrap();
@@ -560,4 +666,95 @@ fn copy_dir(from: &Path, to: &Path) {
     }
     // config.json names no directory, so a copy is the same run.
     let _: PathBuf = to.to_path_buf();
+}
+
+// ---- Ctrl-C before anything is measured keeps what was there ----
+
+fn spawn_quiet(d: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("lrfind"))
+        .current_dir(d)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("LRFIND_DATA")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGINT after `ms` milliseconds; returns the exit code and stderr (without `-q`:
+/// the interruption is a warning, which `-q` silences).
+fn interrupt_after(mut child: std::process::Child, ms: u64) -> (i32, String) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn ctrl_c_while_data_loads_keeps_the_report_and_leaves_no_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // 4 million rows: parsing takes well over the 200 ms before the signal.
+    csv(&d.join("big.csv"), 4_000_000, 3);
+    std::fs::write(d.join("r.json"), "the previous report").unwrap();
+    let child = spawn_quiet(d, &["--data", "big.csv", "--report", "r.json"]);
+    let (code, err) = interrupt_after(child, 200);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted while loading the data"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("r.json")).unwrap(),
+        "the previous report"
+    );
+    let child = spawn_quiet(
+        d,
+        &[
+            "train",
+            "--lr",
+            "0.01",
+            "--data",
+            "big.csv",
+            "--out-dir",
+            "run",
+        ],
+    );
+    let (code, err) = interrupt_after(child, 200);
+    assert_eq!(code, 130, "{err}");
+    assert!(!d.join("run").exists(), "{:?}", files(d));
+}
+
+#[test]
+fn ctrl_c_in_the_first_epoch_leaves_no_run_to_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // One sample a step through a CNN: the first epoch takes seconds.
+    let mnist = fixture("mnist").display().to_string();
+    let args = [
+        "train",
+        "--data",
+        "mnist",
+        "--data-dir",
+        &mnist,
+        "--model",
+        "cnn",
+        "--batch-size",
+        "1",
+        "--lr",
+        "0.01",
+        "--out-dir",
+        "run",
+    ];
+    let (code, err) = interrupt_after(spawn_quiet(d, &args), 1500);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("no epoch finished"), "{err}");
+    assert!(!d.join("run").exists(), "{:?}", files(&d.join("run")));
 }

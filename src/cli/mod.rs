@@ -313,7 +313,9 @@ pub fn main(started: Instant) -> ExitCode {
             Err(e) => {
                 if let Some(lrfind::Error::Interrupted(when)) = e.downcast_ref::<lrfind::Error>() {
                     // Ctrl-C before anything was measured: nothing written, nothing replaced.
-                    out::warn(format!("interrupted {when}: nothing was measured and no file was written"));
+                    out::warn(format!(
+                        "interrupted {when}: nothing was measured and no file was written"
+                    ));
                     return ExitCode::from(EXIT_INTERRUPTED);
                 }
                 if !out::stdout_closed() {

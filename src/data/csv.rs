@@ -471,11 +471,7 @@ fn big_int_classes(cells: &[String]) -> (Vec<String>, Vec<u32>) {
     sorted.sort_by(|a, b| cmp_integers(a, b));
     let y = normal
         .iter()
-        .map(|c| {
-            sorted
-                .binary_search_by(|s| cmp_integers(s, c))
-                .unwrap_or(0) as u32
-        })
+        .map(|c| sorted.binary_search_by(|s| cmp_integers(s, c)).unwrap_or(0) as u32)
         .collect();
     (sorted.into_iter().map(String::from).collect(), y)
 }

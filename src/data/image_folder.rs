@@ -516,7 +516,12 @@ fn to_planes(hwc: &[u8], c: usize) -> Vec<u8> {
 /// three are wanted).
 fn assemble(dir: &Path, decoded: Vec<Vec<u8>>, channels: usize, plane: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    crate::read::reserve(&mut out, decoded.len() * channels * plane, dir, "an image folder")?;
+    crate::read::reserve(
+        &mut out,
+        decoded.len() * channels * plane,
+        dir,
+        "an image folder",
+    )?;
     // Each image is dropped once copied: the folder is held about once, not twice.
     for d in decoded {
         if d.len() == channels * plane {
@@ -927,6 +932,32 @@ mod tests {
                 "{}: a .bmp image, which lrfind does not read (it reads .png, .jpg and .jpeg): convert it or move it out",
                 d.join("dog/3.bmp").display()
             )
+        );
+    }
+
+    #[test]
+    fn a_folder_link_leaving_its_class_is_refused_by_name() {
+        let (x, _, _, _) = mnist();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for c in ["a", "b"] {
+            std::fs::create_dir_all(d.join(c).join("sub")).unwrap();
+            gray(digit(&x, 0), 28, 28)
+                .save(d.join(c).join("sub/1.png"))
+                .unwrap();
+        }
+        // A link to a folder inside the class is followed (once, whatever the cycles).
+        std::os::unix::fs::symlink(d.join("a/sub"), d.join("a/again")).unwrap();
+        std::os::unix::fs::symlink("..", d.join("a/sub/loop")).unwrap();
+        let l = load_image_folder(d, None, None).unwrap();
+        assert_eq!(l.train.y, Targets::Classes(vec![0, 0, 1]));
+        // One leading out would read b's images as a's.
+        std::os::unix::fs::symlink("..", d.join("a/up")).unwrap();
+        let e = err(d);
+        assert!(
+            e.starts_with(&format!("{}: a link to ", d.join("a/up").display()))
+                && e.contains("outside its class folder"),
+            "{e}"
         );
     }
 

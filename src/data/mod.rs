@@ -637,6 +637,28 @@ mod tests {
     }
 
     #[test]
+    fn more_classes_than_the_bound_are_refused_with_the_count() {
+        let loaded = Loaded {
+            input: vec![1],
+            task: Task::Classify {
+                classes: (0..=MAX_CLASSES).map(|c| c.to_string()).collect(),
+            },
+            train: Samples {
+                x: Inputs::Values(vec![0.0, 1.0]),
+                y: Targets::Classes(vec![0, 1]),
+            },
+            test: None,
+            origin: "/d/x.csv".into(),
+        };
+        let c = DataConfig::new(Source::Csv("/d/x.csv".into()));
+        let e = prepare(&c, loaded, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/d/x.csv: 1048577 classes, more than the 1048576 lrfind handles"
+        );
+    }
+
+    #[test]
     fn an_inconsistent_loader_result_is_an_error_not_a_panic() {
         let loaded = Loaded {
             input: vec![3],

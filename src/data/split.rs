@@ -198,13 +198,7 @@ pub fn carve(y: &Targets, val: f64, test: f64, seed: u64) -> Carved {
 }
 
 /// A fraction asked for must leave at least one sample in its split.
-fn check_sizes(
-    origin: &str,
-    y: &Targets,
-    c: &Carved,
-    val: f64,
-    test: Option<f64>,
-) -> Result<()> {
+fn check_sizes(origin: &str, y: &Targets, c: &Carved, val: f64, test: Option<f64>) -> Result<()> {
     let n = y.len();
     // Classes too small to give a sample: every class keeps one for training.
     let (classes, single) = match y {

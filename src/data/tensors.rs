@@ -295,10 +295,7 @@ struct NpyLayout {
 const NPY_PREFIX: usize = 12;
 
 /// The header length field of a `.npy` prefix: (where the header starts, its length).
-fn npy_header_len(
-    fail: &dyn Fn(String) -> Error,
-    bytes: &[u8],
-) -> Result<(usize, usize)> {
+fn npy_header_len(fail: &dyn Fn(String) -> Error, bytes: &[u8]) -> Result<(usize, usize)> {
     if bytes.len() < 10 || !bytes.starts_with(NPY_MAGIC) {
         return Err(fail(if bytes.starts_with(NPY_MAGIC) || bytes.is_empty() {
             "has a truncated .npy header".into()

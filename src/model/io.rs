@@ -171,7 +171,8 @@ impl Model {
             problems.sort();
             return Err(Error::data(path, self.mismatches(&problems, &header)));
         }
-        let bytes = crate::read::read_capped(path, "a weights file", crate::read::MAX_WEIGHTS_BYTES)?;
+        let bytes =
+            crate::read::read_capped(path, "a weights file", crate::read::MAX_WEIGHTS_BYTES)?;
         let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             Error::data(
                 path,

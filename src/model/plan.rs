@@ -372,8 +372,7 @@ pub const MAX_BATCH_BYTES: u128 = 8 << 30;
 fn layer_batch_bytes(spec: &LayerSpec, input: &[usize], output: &[usize]) -> u128 {
     let vol = |s: &[usize]| s.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
     let mut values = vol(output).saturating_mul(2);
-    if let (LayerSpec::Conv2d { kernel_size, .. }, [c, ..], [_, oh, ow]) = (spec, input, output)
-    {
+    if let (LayerSpec::Conv2d { kernel_size, .. }, [c, ..], [_, oh, ow]) = (spec, input, output) {
         let unfolded = vol(&[*c, kernel_size.h, kernel_size.w, *oh, *ow]);
         values = values.saturating_add(unfolded.saturating_mul(2));
     }
@@ -387,7 +386,9 @@ pub(crate) fn check_batch<'a>(
     input: &[usize],
     batch: usize,
 ) -> Result<(), (usize, String)> {
-    let vol = input.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
+    let vol = input
+        .iter()
+        .fold(1u128, |a, &d| a.saturating_mul(d as u128));
     let mut total = vol.saturating_mul(4); // the batch itself
     let (mut worst, mut worst_bytes, mut worst_out) = (0, 0u128, Vec::new());
     for (i, (spec, inp, out)) in layers.into_iter().enumerate() {

@@ -286,8 +286,8 @@ impl RunDir {
                 .and_then(|t| t.to_dtype(candle_core::DType::U8).ok())
                 .and_then(|t| t.to_vec1::<u8>().ok())
         };
-        let state_bytes =
-            meta_json("meta.state").ok_or_else(|| not_a_run(format!("{CHECKPOINT} has no run state")))?;
+        let state_bytes = meta_json("meta.state")
+            .ok_or_else(|| not_a_run(format!("{CHECKPOINT} has no run state")))?;
         let state: TrainState = serde_json::from_slice(&state_bytes)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: run state: {e}")))?;
         state
@@ -302,14 +302,21 @@ impl RunDir {
                 "{CHECKPOINT} has no config digest, so nothing shows it belongs to this run's {CONFIG}; refusing to continue from it"
             ));
         };
-        let json_state = match read_run_file(&path.join(STATE)).map_err(|e| not_a_run(e.to_string()))? {
-            Some(t) => Some(serde_json::from_str::<TrainState>(&t).map_err(|e| {
-                not_a_run(format!("{STATE}: not a run state ({})", first_line(&e.to_string())))
-            })?),
-            None => None,
-        };
+        let json_state =
+            match read_run_file(&path.join(STATE)).map_err(|e| not_a_run(e.to_string()))? {
+                Some(t) => Some(serde_json::from_str::<TrainState>(&t).map_err(|e| {
+                    not_a_run(format!(
+                        "{STATE}: not a run state ({})",
+                        first_line(&e.to_string())
+                    ))
+                })?),
+                None => None,
+            };
         let json_digest = json_state.as_ref().and_then(|s| s.config_digest.clone());
-        for (what, d) in [(CHECKPOINT, Some(ckpt_config)), (STATE, json_digest.as_ref())] {
+        for (what, d) in [
+            (CHECKPOINT, Some(ckpt_config)),
+            (STATE, json_digest.as_ref()),
+        ] {
             if let Some(d) = d {
                 if *d != want {
                     return refuse(format!("{what} belongs to a different run than {CONFIG} (config digest {d}, expected {want}); refusing to continue a mix of two runs"));
@@ -346,7 +353,9 @@ impl RunDir {
         // kill came between the checkpoint and the manifest), and state.json is not from
         // another epoch than those two.
         let epoch = state.epochs_done;
-        if let Some(text) = read_run_file(&path.join(MANIFEST)).map_err(|e| not_a_run(e.to_string()))? {
+        if let Some(text) =
+            read_run_file(&path.join(MANIFEST)).map_err(|e| not_a_run(e.to_string()))?
+        {
             let m: Manifest = serde_json::from_str(&text)
                 .map_err(|e| not_a_run(format!("{MANIFEST}: {}", first_line(&e.to_string()))))?;
             let recorded = m.files.get(CHECKPOINT);
@@ -614,11 +623,20 @@ impl Observer for RunDir {
         let mut files = BTreeMap::new();
         let weights = run.learner.model.tensors();
         if improved {
-            files.insert(BEST.to_string(), write_safetensors(&self.file(BEST), &weights)?);
+            files.insert(
+                BEST.to_string(),
+                write_safetensors(&self.file(BEST), &weights)?,
+            );
         }
-        files.insert(FINAL.to_string(), write_safetensors(&self.file(FINAL), &weights)?);
+        files.insert(
+            FINAL.to_string(),
+            write_safetensors(&self.file(FINAL), &weights)?,
+        );
         files.extend(self.write_metrics(&run.state.history)?);
-        files.insert(STATE.to_string(), write_json(&self.file(STATE), &run.state)?);
+        files.insert(
+            STATE.to_string(),
+            write_json(&self.file(STATE), &run.state)?,
+        );
         // The plot after the measurements: a full disk may cost the picture, never them.
         self.write_curves(run)?;
         // The checkpoint (weights + optimizer + state, one file) commits the epoch: a kill
@@ -632,7 +650,10 @@ impl Observer for RunDir {
         let serialise = |e: serde_json::Error| {
             Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
         };
-        meta("meta.state", serde_json::to_vec(&run.state).map_err(serialise)?)?;
+        meta(
+            "meta.state",
+            serde_json::to_vec(&run.state).map_err(serialise)?,
+        )?;
         let mut optim: Vec<&String> = ckpt.keys().filter(|k| k.starts_with("optim.")).collect();
         optim.sort();
         let optim = serde_json::to_vec(&optim).map_err(serialise)?;
@@ -642,7 +663,10 @@ impl Observer for RunDir {
             Ok(())
         };
         meta(OPTIM_KEYS, optim)?;
-        files.insert(CHECKPOINT.to_string(), write_safetensors(&self.file(CHECKPOINT), &ckpt)?);
+        files.insert(
+            CHECKPOINT.to_string(),
+            write_safetensors(&self.file(CHECKPOINT), &ckpt)?,
+        );
         // Which files the epoch wrote, last: resume tells a changed checkpoint by it.
         let manifest = Manifest {
             epoch: run.state.epochs_done,
