@@ -365,9 +365,12 @@ fn same_classes(test_root: &Path, train: &[String], test: &[String]) -> Result<(
 /// Opens an image (a regular file), checking by content that it is a PNG or a JPEG.
 fn reader(path: &Path) -> Result<image::io::Reader<std::io::BufReader<std::fs::File>>> {
     let (file, _) = crate::read::open_regular(path, "an image")?;
-    let r = image::io::Reader::new(std::io::BufReader::new(file))
-        .with_guessed_format()
-        .map_err(io_error(path))?;
+    let mut r = image::io::Reader::new(std::io::BufReader::new(file));
+    // The name's format unless the content says otherwise, as `Reader::open` does.
+    if let Ok(f) = ImageFormat::from_path(path) {
+        r.set_format(f);
+    }
+    let r = r.with_guessed_format().map_err(io_error(path))?;
     match r.format() {
         Some(ImageFormat::Png | ImageFormat::Jpeg) => Ok(r),
         Some(other) => Err(Error::data(
@@ -946,11 +949,12 @@ mod tests {
                 .save(d.join(c).join("sub/1.png"))
                 .unwrap();
         }
-        // A link to a folder inside the class is followed (once, whatever the cycles).
+        // Links to folders inside the class are followed, each folder walked once whatever
+        // the cycles.
         std::os::unix::fs::symlink(d.join("a/sub"), d.join("a/again")).unwrap();
         std::os::unix::fs::symlink("..", d.join("a/sub/loop")).unwrap();
         let l = load_image_folder(d, None, None).unwrap();
-        assert_eq!(l.train.y, Targets::Classes(vec![0, 0, 1]));
+        assert_eq!(l.train.y, Targets::Classes(vec![0, 1]));
         // One leading out would read b's images as a's.
         std::os::unix::fs::symlink("..", d.join("a/up")).unwrap();
         let e = err(d);
