@@ -1,9 +1,9 @@
 //! A training run's directory: config, metrics (JSONL + CSV), curves, weights, checkpoint.
 //! Every file is rewritten atomically at each epoch's end, the checkpoint (weights, optimizer
-//! state and run state in one file) after the others and [`MANIFEST`] (the epoch and a digest
-//! of each file) last: the checkpoint is the epoch's commit, so a kill while saving leaves the
-//! last complete checkpoint to resume from, and the manifest tells resume which files belong
-//! to it. Resume refuses a checkpoint that is not the one its epoch saved, one without its
+//! state and run state in one file) after the others, then [`MANIFEST`] (the epoch and a
+//! digest of each file), then the curves figure. The checkpoint is the epoch's commit: a kill
+//! while saving leaves the last complete checkpoint to resume from, and the manifest tells
+//! resume which files belong to it. Resume refuses a checkpoint that is not the one its epoch saved, one without its
 //! optimizer state or its config digest, and files that cannot be read as regular files —
 //! before writing anything.
 
@@ -637,43 +637,35 @@ impl Observer for RunDir {
             STATE.to_string(),
             write_json(&self.file(STATE), &run.state)?,
         );
-        // The plot after the measurements: a full disk may cost the picture, never them.
-        self.write_curves(run)?;
         // The checkpoint (weights + optimizer + state, one file) commits the epoch: a kill
         // before it leaves the previous epoch's checkpoint to resume from.
-        let mut ckpt = run.checkpoint_tensors();
-        let mut meta = |key: &str, bytes: Vec<u8>| -> Result<()> {
-            let n = bytes.len();
-            ckpt.insert(key.into(), Tensor::from_vec(bytes, n, &Device::Cpu)?);
-            Ok(())
-        };
         let serialise = |e: serde_json::Error| {
             Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
         };
-        meta(
-            "meta.state",
-            serde_json::to_vec(&run.state).map_err(serialise)?,
-        )?;
+        let as_tensor = |bytes: Vec<u8>| {
+            let n = bytes.len();
+            Tensor::from_vec(bytes, n, &Device::Cpu)
+        };
+        let mut ckpt = run.checkpoint_tensors();
         let mut optim: Vec<&String> = ckpt.keys().filter(|k| k.starts_with("optim.")).collect();
         optim.sort();
-        let optim = serde_json::to_vec(&optim).map_err(serialise)?;
-        let mut meta = |key: &str, bytes: Vec<u8>| -> Result<()> {
-            let n = bytes.len();
-            ckpt.insert(key.into(), Tensor::from_vec(bytes, n, &Device::Cpu)?);
-            Ok(())
-        };
-        meta(OPTIM_KEYS, optim)?;
+        let optim = as_tensor(serde_json::to_vec(&optim).map_err(serialise)?)?;
+        let state = as_tensor(serde_json::to_vec(&run.state).map_err(serialise)?)?;
+        ckpt.insert(OPTIM_KEYS.into(), optim);
+        ckpt.insert("meta.state".into(), state);
         files.insert(
             CHECKPOINT.to_string(),
             write_safetensors(&self.file(CHECKPOINT), &ckpt)?,
         );
-        // Which files the epoch wrote, last: resume tells a changed checkpoint by it.
+        // Which files the epoch wrote, after them: resume tells a changed checkpoint by it.
         let manifest = Manifest {
             epoch: run.state.epochs_done,
             config_digest: run.state.config_digest.clone(),
             files,
         };
         write_json(&self.file(MANIFEST), &manifest)?;
+        // The plot last: a full disk may cost the picture, never the measurements.
+        self.write_curves(run)?;
         Ok(())
     }
 }
