@@ -62,7 +62,7 @@ pub fn load(path: &Path, config: &DataConfig) -> Result<Table> {
         Ok(())
     }
     loop {
-        if starts.len() % (1 << 16) == 0 {
+        if starts.len().is_multiple_of(1 << 16) {
             super::check_interrupt()?;
         }
         room(&mut x, cols.features.len(), path)?;
