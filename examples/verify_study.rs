@@ -261,6 +261,7 @@ fn study(case: &Case, dev: &candle_core::Device, seeds: u64) -> anyhow::Result<O
         batch_size: case.batch,
         loss: None,
         init_from: None,
+        param_groups: None,
     };
     let _tmp = tempdir();
     if let Some((source, epochs, lr)) = &case.pretrain {

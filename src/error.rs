@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub use crate::read::ReadError;
 pub use crate::report::atomic::WriteError;
 
 /// The settings a [`SettingError`] belongs to: which struct its `field` is a field of.
@@ -191,6 +192,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A file a user named is not a regular file, is larger than its use allows, or could
+    /// not be read (names the file, and the size and the cap).
+    #[error(transparent)]
+    Read(#[from] ReadError),
+
+    /// Ctrl-C (or another cancellation) stopped the work before it produced anything.
+    #[error("interrupted {0}")]
+    Interrupted(&'static str),
 
     /// A figure could not be drawn or written.
     #[error(transparent)]

@@ -48,6 +48,7 @@ fn range_test(setup: Setup) -> RangeTest {
             ..SweepConfig::default()
         },
         rule: Rule::Fall,
+        verify: None,
     }
 }
 

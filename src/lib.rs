@@ -60,6 +60,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod range_test;
+pub mod read;
 pub mod report;
 pub mod schedule;
 pub mod train;

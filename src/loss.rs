@@ -267,9 +267,15 @@ impl LossConfig {
     }
 }
 
+/// The `(B, classes)` one-hot of class indices `y`, written by indexing the targets (a
+/// scatter of B ones): memory grows with the batch's logits, never with classes², and the
+/// values are those of the identity's rows, so losses and gradients are unchanged bit for bit.
 fn one_hot(y: &Tensor, classes: usize) -> Result<Tensor> {
-    let eye = Tensor::eye(classes, DType::F32, y.device())?;
-    Ok(eye.index_select(y, 0)?)
+    let b = y.dim(0)?;
+    let idx = y.to_dtype(DType::U32)?.reshape((b, 1))?;
+    let ones = Tensor::ones((b, 1), DType::F32, y.device())?;
+    let zeros = Tensor::zeros((b, classes), DType::F32, y.device())?;
+    Ok(zeros.scatter_add(&idx, &ones, 1)?)
 }
 
 fn count(mask: &Tensor) -> Result<u64> {
@@ -342,6 +348,23 @@ mod tests {
 
     fn dev() -> Device {
         Device::Cpu
+    }
+
+    #[test]
+    fn the_one_hot_is_the_identity_rows_without_the_identity() {
+        let y = Tensor::new(&[2u32, 0, 4, 2], &dev()).unwrap();
+        let got = one_hot(&y, 5).unwrap();
+        let eye = Tensor::eye(5, DType::F32, &dev())
+            .unwrap()
+            .index_select(&y, 0)
+            .unwrap();
+        assert_eq!(got.dims(), [4, 5]);
+        assert_eq!(got.to_vec2::<f32>().unwrap(), eye.to_vec2::<f32>().unwrap());
+        // 100,000 classes: a batch's rows only (an identity would be 40 GB).
+        let y = Tensor::new(&[99_999u32, 7], &dev()).unwrap();
+        let got = one_hot(&y, 100_000).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!((got[0][99_999], got[1][7]), (1.0, 1.0));
+        assert_eq!(got.iter().flatten().sum::<f32>(), 2.0);
     }
 
     fn logits() -> Tensor {

@@ -116,6 +116,8 @@ impl Setup {
         step_loss: StepLoss,
     ) -> Result<Learner> {
         let loss = self.loss_for(data.task())?;
+        // Before the first batch: a layer too large for a batch is an error, not an abort.
+        model.check_batch_memory(self.batch_size)?;
         Learner::new(
             model,
             optimizer,

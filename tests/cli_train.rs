@@ -53,6 +53,7 @@ fn trains_one_epoch_at_the_suggested_lr_and_leaves_every_file() {
             "curves.png",
             "dataset.json",
             "final.safetensors",
+            "manifest.json",
             "metrics.csv",
             "metrics.jsonl",
             "state.json"

@@ -154,10 +154,7 @@ pub fn stats(lrs: &[f64]) -> Option<(f64, f64, f64)> {
 
 /// Reads the LR a baseline file suggested: a check report (its median) or a range-test report.
 pub fn read_baseline(path: &Path) -> Result<Baseline> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::read::read_settings(path, "a baseline")?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| Error::saved(path, format!("not JSON ({e})")))?;
     let lr = v

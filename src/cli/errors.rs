@@ -28,7 +28,7 @@ fn flag(scope: Scope, field: &str) -> String {
 }
 
 /// Field names that other fields' messages mention, with the flag a user knows them by.
-const MENTIONED: [(&str, &str); 11] = [
+const MENTIONED: [(&str, &str); 12] = [
     ("set allow_pinned", "pass --allow-pinned"),
     ("set extend", "use --extend"),
     ("max_lr", "--max"),
@@ -40,6 +40,7 @@ const MENTIONED: [(&str, &str); 11] = [
     ("val_split", "--val-split"),
     ("test_split", "--test-split"),
     ("x_key", "--x-key"),
+    ("image_size", "--image-size"),
 ];
 
 /// Settings that data-file messages mention (only these phrases: the rest of such a message

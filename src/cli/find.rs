@@ -123,6 +123,14 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
         t.finish_and_clear();
     }
     report.timings.total_s = started.elapsed().as_secs_f64();
+    if report.interrupted && report.curve.lrs.is_empty() {
+        // Nothing measured: the previous report (if any) is worth more than an empty one.
+        out::warn(format!(
+            "interrupted before the first step: nothing was measured; {} left as it was",
+            args.report.display()
+        ));
+        return Ok(EXIT_INTERRUPTED);
+    }
 
     // The measurement first: if the plot cannot be written (disk full), the report is kept.
     report.write(&args.report)?;

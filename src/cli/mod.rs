@@ -19,7 +19,7 @@ use std::time::Instant;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use out::{ColorWhen, EXIT_ERROR, EXIT_OK};
+use out::{ColorWhen, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK};
 
 /// Find a good learning rate with the LR range test, then train with it.
 ///
@@ -311,6 +311,13 @@ pub fn main(started: Instant) -> ExitCode {
         Ok(cli) => match run(cli, started) {
             Ok(code) => code,
             Err(e) => {
+                if let Some(lrfind::Error::Interrupted(when)) = e.downcast_ref::<lrfind::Error>() {
+                    // Ctrl-C before anything was measured: nothing written, nothing replaced.
+                    out::warn(format!(
+                        "interrupted {when}: nothing was measured and no file was written"
+                    ));
+                    return ExitCode::from(EXIT_INTERRUPTED);
+                }
                 if !out::stdout_closed() {
                     out::error(describe(&e));
                 }
@@ -326,6 +333,7 @@ pub fn main(started: Instant) -> ExitCode {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli, started: Instant) -> anyhow::Result<u8> {
     progress::install_ctrlc();
+    lrfind::data::set_interrupt(&progress::INTERRUPTED);
     match &cli.command {
         None => find::run(&cli.find, started),
         Some(Command::Train(a)) => train::run(a),

@@ -74,8 +74,8 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
     out::set_quiet(args.quiet);
     let config = match args.spec.strip_prefix('@') {
         Some(file) => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| invalid(format!("SPEC @{file}: {e}")))?;
+            let text = lrfind::read::read_settings(std::path::Path::new(file), "a scheduler file")
+                .map_err(|e| invalid(format!("SPEC @{e}")))?;
             SchedulerConfig::from_json(&text)?
         }
         None => SchedulerConfig::parse(&args.spec)?,
@@ -95,8 +95,8 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
     }
     let metrics = match &args.metrics {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| invalid(format!("--metrics {}: {e}", p.display())))?;
+            let text = lrfind::read::read_settings(p, "a metrics file")
+                .map_err(|e| invalid(format!("--metrics {e}")))?;
             Some(parse_list(&format!("--metrics {}", p.display()), &text)?)
         }
         None => None,

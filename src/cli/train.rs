@@ -123,8 +123,8 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
     match (&args.scheduler, &args.scheduler_file) {
         (Some(spec), _) => Ok(Some(SchedulerConfig::parse(spec)?)),
         (None, Some(file)) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| invalid(format!("--scheduler-file {}: {e}", file.display())))?;
+            let text = lrfind::read::read_settings(file, "a scheduler file")
+                .map_err(|e| invalid(format!("--scheduler-file {e}")))?;
             Ok(Some(SchedulerConfig::from_json(&text).map_err(|e| {
                 invalid(format!("--scheduler-file {}: {e}", file.display()))
             })?))
@@ -542,6 +542,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 ))?;
             }
             Ok(EXIT_OK)
+        }
+        Outcome::Interrupted if args.resume.is_none() && s.epochs_done == 0 => {
+            // Nothing to resume: give the directory back, so a new run can take it.
+            let path = dir.path.clone();
+            drop(obs);
+            for f in [train::run_dir::CONFIG, train::run_dir::DATASET] {
+                let _ = std::fs::remove_file(dir.file(f));
+            }
+            let mut dir = dir;
+            dir.remove_if_unused();
+            out::warn(format!(
+                "interrupted during epoch 1: no epoch finished, so nothing was kept in {}",
+                path.display()
+            ));
+            Ok(EXIT_INTERRUPTED)
         }
         Outcome::Interrupted => {
             out::warn(format!(

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::config::{DataConfig, TaskKind};
-use super::samples::{Inputs, Loaded, Samples, Targets, Task};
+use super::samples::{Inputs, Loaded, Samples, Targets, Task, MAX_CLASSES};
 use crate::error::{Error, Result};
 
 /// A loaded CSV file and its feature names (in input order).
@@ -38,10 +38,7 @@ pub fn load(path: &Path, config: &DataConfig) -> Result<Table> {
     if path.is_dir() {
         return Err(fail("is a directory, not a CSV file".into()));
     }
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let (file, _) = crate::read::open_regular(path, "a CSV file")?;
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -56,7 +53,23 @@ pub fn load(path: &Path, config: &DataConfig) -> Result<Table> {
     // counted from these when a message needs one.
     let mut starts: Vec<u64> = Vec::new();
     let mut record = ::csv::ByteRecord::new();
+    // Doubles a buffer's room with a checked allocation: a file too large for memory is an
+    // error naming it, not an abort.
+    fn room<T>(v: &mut Vec<T>, more: usize, path: &Path) -> Result<()> {
+        if v.capacity() - v.len() < more {
+            crate::read::reserve(v, v.len().max(more).max(1024), path, "a CSV file")?;
+        }
+        Ok(())
+    }
     loop {
+        if starts.len().is_multiple_of(1 << 16) {
+            super::check_interrupt()?;
+        }
+        room(&mut x, cols.features.len(), path)?;
+        room(&mut starts, 1, path)?;
+        for r in raw.iter_mut() {
+            room(r, 1, path)?;
+        }
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
@@ -125,7 +138,7 @@ impl std::fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use std::io::Read;
         let mut newlines = 0u64;
-        if let Ok(file) = std::fs::File::open(self.0) {
+        if let Ok((file, _)) = crate::read::open_regular(self.0, "a CSV file") {
             let mut r = std::io::BufReader::new(file);
             let mut buf = [0u8; 1 << 16];
             let mut left = self.1;
@@ -254,6 +267,18 @@ impl Columns {
                 "no feature columns: every column is a target".to_string(),
             ));
         }
+        // A target among the inputs: the model would be shown the answer.
+        if let Some(&j) = features.iter().find(|j| target.contains(j)) {
+            let how = if config.target.is_empty() {
+                " (the last column, as no target is named)"
+            } else {
+                ""
+            };
+            return Err(fail(format!(
+                "column '{}' is the target{how} and is also listed in the features; drop it from the features or name another target",
+                shown(&header[j])
+            )));
+        }
         Ok(Self { target, features })
     }
 }
@@ -280,6 +305,9 @@ fn number(text: &str) -> std::result::Result<f32, String> {
 enum Column {
     /// Every cell is an integer.
     Integers(Vec<i64>),
+    /// Every cell is an integer, some beyond i64 (labels such as IDs): classes, as text in
+    /// numeric order.
+    BigIntegers,
     /// Every cell is a number (finite), not all integers.
     Numbers(Vec<f64>),
     /// Some cells are not numbers.
@@ -295,6 +323,9 @@ fn read_column(
 ) -> std::result::Result<Column, String> {
     if let Ok(v) = cells.iter().map(|c| c.parse::<i64>()).collect() {
         return Ok(Column::Integers(v));
+    }
+    if cells.iter().all(|c| is_integer(c)) {
+        return Ok(Column::BigIntegers);
     }
     let mut nums = Vec::with_capacity(cells.len());
     let (mut text_at, mut numeric) = (None, 0usize);
@@ -363,8 +394,16 @@ fn targets(
             int_classes(&ints)
         }
         Column::Numbers(_) => return regression(raw, names, at),
+        Column::BigIntegers => big_int_classes(cells),
         Column::Text => text_classes(cells),
     };
+    if classes.len() > MAX_CLASSES {
+        return Err(format!(
+            "target column '{}' has {} distinct values, more than the {MAX_CLASSES} classes lrfind handles (for values, set task to regress)",
+            names[0],
+            classes.len()
+        ));
+    }
     if classes.len() < 2 {
         return Err(format!(
             "target column '{}' has one class only ('{}'); classification needs at least two",
@@ -383,6 +422,58 @@ fn int_classes(v: &[i64]) -> (Vec<String>, Vec<u32>) {
         .map(|x| sorted.binary_search(x).unwrap_or(0) as u32)
         .collect();
     (sorted.iter().map(i64::to_string).collect(), y)
+}
+
+/// An integer literal of any length: an optional sign, then digits.
+fn is_integer(c: &str) -> bool {
+    let d = c.strip_prefix(['-', '+']).unwrap_or(c);
+    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An integer literal in its shortest form (`+007` → `7`, `-0` → `0`).
+fn normal_integer(c: &str) -> String {
+    let (neg, d) = match c.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, c.strip_prefix('+').unwrap_or(c)),
+    };
+    let d = d.trim_start_matches('0');
+    match (d.is_empty(), neg) {
+        (true, _) => "0".into(),
+        (false, true) => format!("-{d}"),
+        (false, false) => d.into(),
+    }
+}
+
+/// Numeric order of two normal integer literals of any length.
+fn cmp_integers(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |s: &str| {
+        let neg = s.starts_with('-');
+        (neg, s.trim_start_matches('-').len())
+    };
+    let ((na, la), (nb, lb)) = (key(a), key(b));
+    match (na, nb) {
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => la.cmp(&lb).then_with(|| a.cmp(b)),
+        (true, true) => lb.cmp(&la).then_with(|| b.cmp(a)),
+    }
+}
+
+/// Classes of integer labels too large for i64, sorted numerically.
+fn big_int_classes(cells: &[String]) -> (Vec<String>, Vec<u32>) {
+    let normal: Vec<String> = cells.iter().map(|c| normal_integer(c)).collect();
+    let mut sorted: Vec<&str> = normal
+        .iter()
+        .map(String::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    sorted.sort_by(|a, b| cmp_integers(a, b));
+    let y = normal
+        .iter()
+        .map(|c| sorted.binary_search_by(|s| cmp_integers(s, c)).unwrap_or(0) as u32)
+        .collect();
+    (sorted.into_iter().map(String::from).collect(), y)
 }
 
 fn text_classes(cells: &[String]) -> (Vec<String>, Vec<u32>) {

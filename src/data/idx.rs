@@ -18,10 +18,7 @@ pub const MAX_IDX_BYTES: usize = 1 << 30;
 /// name). Every member of a multi-member gzip is read, as `gunzip` does.
 pub fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool)> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let (file, _) = crate::read::open_regular(path, "a dataset file")?;
     let mut r = std::io::BufReader::new(file);
     let head = r.fill_buf().map_err(|source| Error::Io {
         path: path.to_path_buf(),

@@ -3,8 +3,10 @@
 //!
 //! Conventions (torchvision's, where it has one):
 //! - The classes are the class folders' names, sorted; each class folder is walked
-//!   recursively (symbolic links followed), its folders sorted by their path as text and each
-//!   folder's files by name, so the samples come in torchvision's order.
+//!   recursively, its folders sorted by their path as text and each folder's files by name,
+//!   so the samples come in torchvision's order. A link to a folder is followed only when it
+//!   stays inside its class folder: one leading out (`cat/up -> ..`) would relabel another
+//!   class's images, and is refused by name.
 //! - `DIR` is split into `train/` and `test/` when it has a `train` folder that itself holds
 //!   folders (a class named "train" holds images). Beside `train/` only `test/` may be, with
 //!   the same classes.
@@ -21,9 +23,17 @@
 //!   bilinear (triangle) filter that widens when shrinking, the weights of PIL's
 //!   `Image.resize(…, BILINEAR)` that torchvision's `Resize` uses.
 //! - Pixels stay bytes, channel-major `(C, H, W)` per image.
+//!
+//! Limits, checked before anything is decoded (each a one-line error naming the file, the
+//! value and the limit): an image's header may declare at most [`MAX_IMAGE_PIXELS`] pixels
+//! and [`MAX_IMAGE_SIDE`] per side; a folder holds at most [`MAX_CLASSES`] classes; all its
+//! images at the target size, `channels` planes each, at most [`MAX_FOLDER_BYTES`]. Images are
+//! decoded and resized one per worker, the full-size decodes in flight together bounded by
+//! [`DECODE_BUDGET`]: what is kept scales with the target size, not the files' size.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use image::imageops::FilterType;
 use image::{ColorType, DynamicImage, ImageFormat};
@@ -31,11 +41,22 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result, Scope};
 
-use super::samples::{Inputs, Loaded, Samples, Targets, Task};
+use super::samples::{Inputs, Loaded, Samples, Targets, Task, MAX_CLASSES};
 use super::tensors::{io_error, origin};
 
-/// Largest height or width lrfind resizes to.
+/// Largest height or width lrfind resizes to, or decodes.
 pub const MAX_IMAGE_SIDE: usize = 16384;
+
+/// Most pixels one image's header may declare (8192 × 8192): a larger image is refused
+/// before it is decoded (a decompression bomb declares 60000 × 60000 in a few bytes).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// Most bytes a folder's images take at their target size and channels (4 GiB).
+pub const MAX_FOLDER_BYTES: u64 = 4 << 30;
+
+/// Most bytes of full-size decodes in flight at once across the parallel workers (1 GiB);
+/// an image needing more than this is decoded alone.
+pub const DECODE_BUDGET: u64 = 1 << 30;
 
 /// Extensions torchvision's `ImageFolder` reads that lrfind does not decode.
 const UNSUPPORTED: [&str; 6] = ["bmp", "ppm", "pgm", "tif", "tiff", "webp"];
@@ -61,6 +82,8 @@ pub fn load_image_folder(
         Some(s) => s,
         None => first_size(&train.files[0].0)?, // `scan` found at least two images
     };
+    let images = train.files.len() + test.as_ref().map_or(0, |t| t.files.len());
+    check_total(images, size, channels)?;
     let decoded = decode_all(&train.files, size, channels)?;
     let decoded_test = test
         .as_ref()
@@ -75,19 +98,48 @@ pub fn load_image_folder(
             .all(|d| d.len() == plane)
     };
     let channels = channels.unwrap_or_else(|| if all_gray() { 1 } else { 3 });
-    let samples = |files: &[(PathBuf, u32)], decoded: Vec<Vec<u8>>| Samples {
-        x: Inputs::Pixels(assemble(decoded, channels, plane)),
-        y: Targets::Classes(files.iter().map(|f| f.1).collect()),
+    check_total(images, size, Some(channels))?;
+    let samples = |files: &[(PathBuf, u32)], decoded: Vec<Vec<u8>>| -> Result<Samples> {
+        Ok(Samples {
+            x: Inputs::Pixels(assemble(dir, decoded, channels, plane)?),
+            y: Targets::Classes(files.iter().map(|f| f.1).collect()),
+        })
+    };
+    let test = match test.zip(decoded_test) {
+        Some((t, d)) => Some(samples(&t.files, d)?),
+        None => None,
     };
     Ok(Loaded {
         input: vec![channels, size.0, size.1],
-        test: test.zip(decoded_test).map(|(t, d)| samples(&t.files, d)),
-        train: samples(&train.files, decoded),
+        test,
+        train: samples(&train.files, decoded)?,
         task: Task::Classify {
             classes: train.classes,
         },
         origin: origin(dir),
     })
+}
+
+/// All `images` at `size` with `channels` planes (1 when not yet known) must fit
+/// [`MAX_FOLDER_BYTES`]: checked before any decoding.
+fn check_total(images: usize, size: (usize, usize), channels: Option<usize>) -> Result<()> {
+    let c = channels.unwrap_or(1);
+    let bytes = (images as u64)
+        .saturating_mul(size.0 as u64)
+        .saturating_mul(size.1 as u64)
+        .saturating_mul(c as u64);
+    if bytes > MAX_FOLDER_BYTES {
+        return Err(Error::setting(
+            Scope::Data,
+            "image_size",
+            format!("{}x{}", size.0, size.1),
+            format!(
+                "{images} images of {c}x{}x{} take {bytes} bytes, more than the {MAX_FOLDER_BYTES} an image folder may take; choose a smaller image_size",
+                size.0, size.1
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_settings(size: Option<(usize, usize)>, channels: Option<usize>) -> Result<()> {
@@ -195,10 +247,20 @@ fn scan(root: &Path) -> Result<Scan> {
                 format!("one class folder only ('{only}'): classification needs at least two"),
             ))
         }
+        many if many.len() > MAX_CLASSES => {
+            return Err(Error::data(
+                root,
+                format!(
+                    "{} class folders, more than the {MAX_CLASSES} classes lrfind handles",
+                    many.len()
+                ),
+            ))
+        }
         _ => {}
     }
     let mut files = Vec::new();
     for (i, class) in classes.iter().enumerate() {
+        super::check_interrupt()?;
         let dir = root.join(class);
         let images = class_images(&dir)?;
         if images.is_empty() {
@@ -218,6 +280,7 @@ fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut folders: Vec<(String, Vec<PathBuf>)> = Vec::new();
     let mut stack = vec![class_dir.to_path_buf()];
     let mut seen = HashSet::new(); // a link back up the tree is walked once
+    let home = std::fs::canonicalize(class_dir).map_err(io_error(class_dir))?;
     while let Some(dir) = stack.pop() {
         if !seen.insert(std::fs::canonicalize(&dir).map_err(io_error(&dir))?) {
             continue;
@@ -231,6 +294,21 @@ fn class_images(class_dir: &Path) -> Result<Vec<PathBuf>> {
             }
             let path = entry.path();
             if path.is_dir() {
+                // A link out of the class folder would read another folder's images as
+                // this class's (`cat/up -> ..` reads every class as "cat").
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    let target = std::fs::canonicalize(&path).map_err(io_error(&path))?;
+                    if !target.starts_with(&home) {
+                        return Err(Error::data(
+                            &path,
+                            format!(
+                                "a link to {}, outside its class folder {}: lrfind follows no folder link that leaves a class (it would read other images as this class); remove the link or copy the images in",
+                                target.display(),
+                                class_dir.display()
+                            ),
+                        ));
+                    }
+                }
                 stack.push(path);
                 continue;
             }
@@ -284,11 +362,15 @@ fn same_classes(test_root: &Path, train: &[String], test: &[String]) -> Result<(
     ))
 }
 
-/// Opens an image, checking by content that it is a PNG or a JPEG.
+/// Opens an image (a regular file), checking by content that it is a PNG or a JPEG.
 fn reader(path: &Path) -> Result<image::io::Reader<std::io::BufReader<std::fs::File>>> {
-    let r = image::io::Reader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(io_error(path))?;
+    let (file, _) = crate::read::open_regular(path, "an image")?;
+    let mut r = image::io::Reader::new(std::io::BufReader::new(file));
+    // The name's format unless the content says otherwise, as `Reader::open` does.
+    if let Ok(f) = ImageFormat::from_path(path) {
+        r.set_format(f);
+    }
+    let r = r.with_guessed_format().map_err(io_error(path))?;
     match r.format() {
         Some(ImageFormat::Png | ImageFormat::Jpeg) => Ok(r),
         Some(other) => Err(Error::data(
@@ -299,7 +381,7 @@ fn reader(path: &Path) -> Result<image::io::Reader<std::io::BufReader<std::fs::F
     }
 }
 
-/// (height, width) of an image, from its header.
+/// (height, width) of an image, from its header alone, within the limits.
 fn first_size(path: &Path) -> Result<(usize, usize)> {
     let (w, h) = reader(path)?.into_dimensions().map_err(|e| {
         Error::data(
@@ -307,16 +389,66 @@ fn first_size(path: &Path) -> Result<(usize, usize)> {
             format!("unreadable image (corrupt or truncated): {e}"),
         )
     })?;
+    let pixels = u64::from(w) * u64::from(h);
+    let side = MAX_IMAGE_SIDE as u32;
+    if pixels > MAX_IMAGE_PIXELS || w > side || h > side {
+        return Err(Error::data(
+            path,
+            format!(
+                "its header declares {w}x{h} pixels, more than lrfind decodes ({MAX_IMAGE_PIXELS} pixels, {MAX_IMAGE_SIDE} a side); shrink the image or move it out"
+            ),
+        ));
+    }
     Ok((h as usize, w as usize))
 }
 
+/// Decodes an image whose header [`first_size`] has checked (the decoder is held to the
+/// same limits, so a header that changes between the two reads changes nothing).
 fn decode(path: &Path) -> Result<DynamicImage> {
-    reader(path)?.decode().map_err(|e| {
+    let mut r = reader(path)?;
+    let mut limits = image::io::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE as u32);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE as u32);
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 8); // RGBA, 16 bits a channel
+    r.limits(limits);
+    r.decode().map_err(|e| {
         Error::data(
             path,
             format!("unreadable image (corrupt or truncated): {e}"),
         )
     })
+}
+
+/// Bytes of memory the decodes in flight may take together: a worker takes its image's share
+/// before decoding and gives it back after resizing.
+struct Budget {
+    left: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            left: Mutex::new(DECODE_BUDGET),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for `want` bytes (at most the whole budget: a bigger image runs alone).
+    fn take(&self, want: u64) -> u64 {
+        let want = want.min(DECODE_BUDGET);
+        let mut left = self.left.lock().unwrap_or_else(|p| p.into_inner());
+        while *left < want {
+            left = self.freed.wait(left).unwrap_or_else(|p| p.into_inner());
+        }
+        *left -= want;
+        want
+    }
+
+    fn give(&self, n: u64) {
+        *self.left.lock().unwrap_or_else(|p| p.into_inner()) += n;
+        self.freed.notify_all();
+    }
 }
 
 /// Every image at `size`, channel-major: `channels` channels when given, else one for a
@@ -327,7 +459,25 @@ fn decode_all(
     channels: Option<usize>,
 ) -> Result<Vec<Vec<u8>>> {
     let (h, w) = (size.0 as u32, size.1 as u32);
+    let budget = Budget::new();
     let one = |path: &Path| -> Result<Vec<u8>> {
+        super::check_interrupt()?;
+        let (sh, sw) = first_size(path)?;
+        // The decode (up to RGBA), its 8-bit conversion and the resize's f32 intermediate.
+        let need = (sh * sw) as u64 * 7 + (sw as u64 * u64::from(h) * 16);
+        let held = budget.take(need);
+        let out = decode_one(path, (h, w), channels);
+        budget.give(held);
+        out
+    };
+    // In parallel, then the first error in file order, so the message does not vary.
+    let all: Vec<Result<Vec<u8>>> = files.par_iter().map(|(p, _)| one(p)).collect();
+    all.into_iter().collect()
+}
+
+/// One image at (`h`, `w`), channel-major (see [`decode_all`]).
+fn decode_one(path: &Path, (h, w): (u32, u32), channels: Option<usize>) -> Result<Vec<u8>> {
+    {
         let img = decode(path)?;
         let gray = matches!(
             img.color(),
@@ -350,10 +500,7 @@ fn decode_all(
             }
             Ok(to_planes(rgb.as_raw(), 3))
         }
-    };
-    // In parallel, then the first error in file order, so the message does not vary.
-    let all: Vec<Result<Vec<u8>>> = files.par_iter().map(|(p, _)| one(p)).collect();
-    all.into_iter().collect()
+    }
 }
 
 /// Interleaved `HWC` pixels as `CHW` planes.
@@ -370,8 +517,15 @@ fn to_planes(hwc: &[u8], c: usize) -> Vec<u8> {
 
 /// All images back to back with `channels` planes each (a one-plane image repeated when
 /// three are wanted).
-fn assemble(decoded: Vec<Vec<u8>>, channels: usize, plane: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(decoded.len() * channels * plane);
+fn assemble(dir: &Path, decoded: Vec<Vec<u8>>, channels: usize, plane: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::read::reserve(
+        &mut out,
+        decoded.len() * channels * plane,
+        dir,
+        "an image folder",
+    )?;
+    // Each image is dropped once copied: the folder is held about once, not twice.
     for d in decoded {
         if d.len() == channels * plane {
             out.extend_from_slice(&d);
@@ -381,7 +535,7 @@ fn assemble(decoded: Vec<Vec<u8>>, channels: usize, plane: usize) -> Vec<u8> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -781,6 +935,33 @@ mod tests {
                 "{}: a .bmp image, which lrfind does not read (it reads .png, .jpg and .jpeg): convert it or move it out",
                 d.join("dog/3.bmp").display()
             )
+        );
+    }
+
+    #[test]
+    fn a_folder_link_leaving_its_class_is_refused_by_name() {
+        let (x, _, _, _) = mnist();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for c in ["a", "b"] {
+            std::fs::create_dir_all(d.join(c).join("sub")).unwrap();
+            gray(digit(&x, 0), 28, 28)
+                .save(d.join(c).join("sub/1.png"))
+                .unwrap();
+        }
+        // Links to folders inside the class are followed, each folder walked once whatever
+        // the cycles.
+        std::os::unix::fs::symlink(d.join("a/sub"), d.join("a/again")).unwrap();
+        std::os::unix::fs::symlink("..", d.join("a/sub/loop")).unwrap();
+        let l = load_image_folder(d, None, None).unwrap();
+        assert_eq!(l.train.y, Targets::Classes(vec![0, 1]));
+        // One leading out would read b's images as a's.
+        std::os::unix::fs::symlink("..", d.join("a/up")).unwrap();
+        let e = err(d);
+        assert!(
+            e.starts_with(&format!("{}: a link to ", d.join("a/up").display()))
+                && e.contains("outside its class folder"),
+            "{e}"
         );
     }
 

@@ -20,6 +20,8 @@ pub mod split;
 pub mod tensors;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +29,25 @@ use crate::error::{Error, Result, Scope};
 
 pub use batches::{Batch, DeviceData, DeviceSplit};
 pub use config::{DataConfig, ImageSize, Source, TaskKind};
-pub use samples::{Inputs, Loaded, Samples, Targets, Task};
+pub use samples::{Inputs, Loaded, Samples, Targets, Task, MAX_CLASSES};
+
+/// The flag [`set_interrupt`] installed.
+static INTERRUPT: OnceLock<&'static AtomicBool> = OnceLock::new();
+
+/// Lets loading be stopped: once `flag` is true (a Ctrl-C handler sets it), the readers of
+/// large inputs (an image folder's images, a CSV file's rows) stop at the next image or block
+/// of rows with [`Error::Interrupted`]. The first flag installed stays.
+pub fn set_interrupt(flag: &'static AtomicBool) {
+    let _ = INTERRUPT.set(flag);
+}
+
+/// [`Error::Interrupted`] once the flag of [`set_interrupt`] is up.
+pub(crate) fn check_interrupt() -> Result<()> {
+    match INTERRUPT.get() {
+        Some(f) if f.load(Ordering::Relaxed) => Err(Error::Interrupted("while loading the data")),
+        _ => Ok(()),
+    }
+}
 pub use split::{HeldOut, HeldOutFrom, Splits, Standardization};
 /// Which dataset to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +349,11 @@ fn check_loaded(l: &Loaded) -> Result<()> {
         return Err(bad(format!("input shape {:?} holds no values", l.input)));
     }
     let outputs = l.task.outputs();
+    if matches!(l.task, Task::Classify { .. }) && outputs > MAX_CLASSES {
+        return Err(bad(format!(
+            "{outputs} classes, more than the {MAX_CLASSES} lrfind handles"
+        )));
+    }
     for (name, s) in
         std::iter::once(("training", &l.train)).chain(l.test.iter().map(|t| ("test", t)))
     {
@@ -608,6 +633,28 @@ mod tests {
             e.starts_with("test_split = 0.1: ")
                 && e.ends_with("has its own test split; leave test_split unset"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn more_classes_than_the_bound_are_refused_with_the_count() {
+        let loaded = Loaded {
+            input: vec![1],
+            task: Task::Classify {
+                classes: (0..=MAX_CLASSES).map(|c| c.to_string()).collect(),
+            },
+            train: Samples {
+                x: Inputs::Values(vec![0.0, 1.0]),
+                y: Targets::Classes(vec![0, 1]),
+            },
+            test: None,
+            origin: "/d/x.csv".into(),
+        };
+        let c = DataConfig::new(Source::Csv("/d/x.csv".into()));
+        let e = prepare(&c, loaded, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/d/x.csv: 1048577 classes, more than the 1048576 lrfind handles"
         );
     }
 

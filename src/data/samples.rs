@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Most classes a dataset may have (2^20): every loader refuses more, naming the count.
+/// A model's last layer has a row per class, so more would not fit anyway.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// The inputs of a set of samples, sample after sample, each of the dataset's input shape.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inputs {

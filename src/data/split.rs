@@ -198,17 +198,33 @@ pub fn carve(y: &Targets, val: f64, test: f64, seed: u64) -> Carved {
 }
 
 /// A fraction asked for must leave at least one sample in its split.
-fn check_sizes(origin: &str, n: usize, c: &Carved, val: f64, test: Option<f64>) -> Result<()> {
+fn check_sizes(origin: &str, y: &Targets, c: &Carved, val: f64, test: Option<f64>) -> Result<()> {
+    let n = y.len();
+    // Classes too small to give a sample: every class keeps one for training.
+    let (classes, single) = match y {
+        Targets::Classes(cls) => {
+            let k = cls.iter().max().map_or(0, |&m| m as usize + 1);
+            let mut count = vec![0usize; k];
+            for &c in cls {
+                count[c as usize] += 1;
+            }
+            let present = count.iter().filter(|&&s| s > 0).count();
+            (present, count.iter().filter(|&&s| s == 1).count())
+        }
+        Targets::Values { .. } => (0, 0),
+    };
     let too_few = |field: &'static str, f: f64, which: &str| {
-        Error::setting(
-            Scope::Data,
-            field,
-            f,
+        let why = if single * 2 > classes && (0.5 / f).ceil() as usize <= n {
+            format!(
+                "leaves no {which} sample of the {n} in {origin}: {single} of its {classes} classes have a single sample, which each keeps for training (a class needs at least 2 samples to give one to a held-out split); give more samples per class, or set {field} to 0"
+            )
+        } else {
             format!(
                 "leaves no {which} sample of the {n} in {origin} (that takes at least {} samples)",
                 (0.5 / f).ceil() as usize
-            ),
-        )
+            )
+        };
+        Error::setting(Scope::Data, field, f, why)
     };
     if val > 0.0 && c.val.is_empty() {
         return Err(too_few("val_split", val, "validation"));
@@ -240,7 +256,7 @@ pub fn split(loaded: Loaded, val: f64, test: Option<f64>, seed: u64) -> Result<S
         return Err(Error::data(&loaded.origin, "no training samples"));
     }
     let carved = carve(&loaded.train.y, val, test.unwrap_or(0.0), seed);
-    check_sizes(&loaded.origin, n, &carved, val, test)?;
+    check_sizes(&loaded.origin, &loaded.train.y, &carved, val, test)?;
     let stratified = matches!(loaded.train.y, Targets::Classes(_));
     let held = |samples: usize, fraction: f64| HeldOut {
         samples,

@@ -46,7 +46,7 @@ pub fn load_tensors(
     y_key: &str,
     task: Option<TaskKind>,
 ) -> Result<Loaded> {
-    if !path.is_file() {
+    if path.is_dir() || !path.exists() {
         return Err(Error::data(
             path,
             if path.exists() {
@@ -56,6 +56,8 @@ pub fn load_tensors(
             },
         ));
     }
+    // A device or FIFO is named as such (its name may have lost the extension on the way).
+    crate::read::open_regular(path, "a tensor file")?;
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -69,7 +71,7 @@ pub fn load_tensors(
             pick(path, &keys, |k| npz.get(k), x_key, y_key)?
         }
         Some("safetensors") => {
-            bytes = read_file(path)?;
+            bytes = crate::read::read_capped(path, "a .safetensors file", MAX_SAFETENSORS_BYTES)?;
             st = safetensors::SafeTensors::deserialize(&bytes)
                 .map_err(|e| Error::data(path, format!("not a readable .safetensors file: {e}")))?;
             let mut keys: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -267,22 +269,33 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_
     }
 }
 
-/// Reads a whole file, bounded by the size it has now (a device or FIFO yields no more).
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(io_error(path))?;
-    let len = file.metadata().map_err(io_error(path))?.len();
-    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len)
-        .read_to_end(&mut out)
-        .map_err(io_error(path))?;
-    Ok(out)
-}
+/// Most bytes one array may hold (a `.npy` file, or an `.npz` member inflated): 2 GiB.
+pub const MAX_ARRAY_BYTES: u64 = 2 << 30;
+
+/// Most bytes of a `.safetensors` data file (inputs and targets, train and test): 4 GiB.
+pub const MAX_SAFETENSORS_BYTES: u64 = 4 << 30;
+
+/// Most bytes of a `.npy` header (numpy writes a few hundred).
+const MAX_NPY_HEADER: usize = 1 << 20;
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Parses a whole `.npy` image (header and data) named `key` inside `file`.
-fn parse_npy(file: &Path, key: &str, mut bytes: Vec<u8>) -> Result<Array<'static>> {
-    let fail = |what: String| Error::data(file, format!("'{key}' {what}"));
+/// Where a `.npy` image's data starts and what it holds, from its header (`bytes` holds at
+/// least the header; the data need not be there yet).
+struct NpyLayout {
+    start: usize,
+    shape: Vec<usize>,
+    dtype: Dtype,
+    big_endian: bool,
+    /// Data bytes the header declares.
+    want: usize,
+}
+
+/// Bytes of the fixed part of a `.npy` header: magic, version and header length.
+const NPY_PREFIX: usize = 12;
+
+/// The header length field of a `.npy` prefix: (where the header starts, its length).
+fn npy_header_len(fail: &dyn Fn(String) -> Error, bytes: &[u8]) -> Result<(usize, usize)> {
     if bytes.len() < 10 || !bytes.starts_with(NPY_MAGIC) {
         return Err(fail(if bytes.starts_with(NPY_MAGIC) || bytes.is_empty() {
             "has a truncated .npy header".into()
@@ -309,9 +322,19 @@ fn parse_npy(file: &Path, key: &str, mut bytes: Vec<u8>) -> Result<Array<'static
                 .fold(0usize, |acc, &x| (acc << 8) | x as usize)
         })
         .ok_or_else(|| fail("has a truncated .npy header".into()))?;
-    let start = len_at + len_bytes + header_len;
+    if header_len > MAX_NPY_HEADER {
+        return Err(fail(format!(
+            "has a .npy header of {header_len} bytes, more than the {MAX_NPY_HEADER} lrfind reads"
+        )));
+    }
+    Ok((len_at + len_bytes, header_len))
+}
+
+fn npy_layout(fail: &dyn Fn(String) -> Error, bytes: &[u8]) -> Result<NpyLayout> {
+    let (at, header_len) = npy_header_len(fail, bytes)?;
+    let start = at + header_len;
     let header = bytes
-        .get(len_at + len_bytes..start)
+        .get(at..start)
         .ok_or_else(|| fail("has a truncated .npy header".into()))?;
     let header = String::from_utf8_lossy(header);
     let (descr, fortran, shape) = parse_npy_header(&header)
@@ -335,6 +358,32 @@ fn parse_npy(file: &Path, key: &str, mut bytes: Vec<u8>) -> Result<Array<'static
                 tuple(&shape)
             ))
         })?;
+    if want as u64 > MAX_ARRAY_BYTES {
+        return Err(fail(format!(
+            "declares {} {} ({want} bytes), more than the {MAX_ARRAY_BYTES} bytes lrfind reads from one array",
+            tuple(&shape),
+            dtype.name()
+        )));
+    }
+    Ok(NpyLayout {
+        start,
+        shape,
+        dtype,
+        big_endian,
+        want,
+    })
+}
+
+/// Parses a whole `.npy` image (header and data) named `key` inside `file`.
+fn parse_npy(file: &Path, key: &str, mut bytes: Vec<u8>) -> Result<Array<'static>> {
+    let fail = |what: String| Error::data(file, format!("'{key}' {what}"));
+    let NpyLayout {
+        start,
+        shape,
+        dtype,
+        big_endian,
+        want,
+    } = npy_layout(&fail, &bytes)?;
     let have = bytes.len() - start;
     if have != want {
         return Err(fail(format!(
@@ -466,7 +515,10 @@ fn npy_pair(path: &Path, y_key: &str) -> Result<Pieces<'static>> {
             format!("no {y_key}.npy beside it: a .npy pair is the inputs file and the targets file named after y_key ({y_key}.npy)"),
         ));
     }
-    let read = |p: &Path, key: &str| parse_npy(p, key, read_file(p)?);
+    let read = |p: &Path, key: &str| {
+        let cap = MAX_ARRAY_BYTES + (NPY_PREFIX + MAX_NPY_HEADER) as u64;
+        parse_npy(p, key, crate::read::read_capped(p, "a .npy file", cap)?)
+    };
     let x = read(path, &stem)?;
     let y = read(&y_path, y_key)?;
     let xt = dir.join(format!("{stem}_test.npy"));
@@ -501,7 +553,7 @@ struct Npz {
 
 impl Npz {
     fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(io_error(path))?;
+        let (file, _) = crate::read::open_regular(path, "a .npz file")?;
         let zip = zip::ZipArchive::new(BufReader::new(file))
             .map_err(|e| Error::data(path, format!("not a readable .npz (zip) file: {e}")))?;
         let mut keys = zip
@@ -535,16 +587,47 @@ impl Npz {
             .by_name(&format!("{key}.npy"))
             .map_err(|e| corrupt(&e))?;
         let size = member.size();
-        // The declared size only bounds the read: memory grows with the bytes that arrive.
-        let mut buf = Vec::with_capacity(size.min(64 << 20) as usize);
-        Read::by_ref(&mut member)
-            .take(size.saturating_add(1))
-            .read_to_end(&mut buf)
-            .map_err(|e| corrupt(&e))?;
-        if buf.len() as u64 != size {
+        let cap = MAX_ARRAY_BYTES + (NPY_PREFIX + MAX_NPY_HEADER) as u64;
+        if size > cap {
+            return Err(Error::data(
+                path,
+                format!("'{key}' inflates to {size} bytes (as the archive declares), more than the {MAX_ARRAY_BYTES} bytes lrfind reads from one array"),
+            ));
+        }
+        // The .npy header first: the data it declares bounds what is inflated, whatever the
+        // archive says, so a member that inflates past it is never held.
+        let fail = |what: String| Error::data(path, format!("'{key}' {what}"));
+        let mut buf = Vec::new();
+        let mut more = |buf: &mut Vec<u8>, n: usize| -> Result<()> {
+            crate::read::reserve(buf, n, path, "a .npz member")?;
+            Read::by_ref(&mut member)
+                .take(n as u64)
+                .read_to_end(buf)
+                .map_err(|e| corrupt(&e))?;
+            Ok(())
+        };
+        more(&mut buf, NPY_PREFIX)?;
+        let (at, header_len) = npy_header_len(&fail, &buf)?;
+        let have = buf.len();
+        more(&mut buf, (at + header_len).saturating_sub(have))?;
+        let layout = npy_layout(&fail, &buf)?;
+        let total = layout.start + layout.want;
+        if total as u64 != size {
+            return Err(corrupt(&format!(
+                "its .npy header declares {total} bytes where the archive declares {size}"
+            )));
+        }
+        // One byte past the end tells a member that inflates further than it says.
+        let have = buf.len();
+        more(&mut buf, total + 1 - have)?;
+        if buf.len() != total {
             return Err(corrupt(&format!(
                 "{} bytes where the archive declares {size}",
-                buf.len()
+                if buf.len() > total {
+                    format!("more than {total}")
+                } else {
+                    buf.len().to_string()
+                }
             )));
         }
         drop(member);
@@ -1450,7 +1533,7 @@ mod tests {
         // A header declaring petabytes allocates nothing; one that overflows is refused.
         assert_eq!(
             at(&npy("<f8", "(1000000000000, 1000)", &[0u8; 8])),
-            "'x' holds 8 data bytes but its header declares (1000000000000, 1000) float64 (8000000000000000 bytes): the file is truncated"
+            "'x' declares (1000000000000, 1000) float64 (8000000000000000 bytes), more than the 2147483648 bytes lrfind reads from one array"
         );
         assert_eq!(
             at(&npy("<f8", "(18446744073709551615, 2)", &[])),

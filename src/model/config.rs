@@ -84,24 +84,8 @@ impl ModelConfig {
     /// Reads a `--model-file`: a JSON array of layers, or a model object as reports store it
     /// (`{"kind": "mlp", "hidden": [256, 128]}`).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        if meta.len() > spec::MAX_LAYERS_JSON_LEN as u64 {
-            return Err(Error::data(
-                path,
-                format!(
-                    "{} bytes; a model file has at most {}",
-                    meta.len(),
-                    spec::MAX_LAYERS_JSON_LEN
-                ),
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+        let text =
+            crate::read::read_text_capped(path, "a model file", spec::MAX_LAYERS_JSON_LEN as u64)?;
         let m = if text.trim_start().starts_with('{') {
             serde_json::from_str::<ModelConfig>(&text)
                 .map_err(|e| Error::data(path, format!("invalid model JSON: {e}")))?

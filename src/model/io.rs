@@ -50,8 +50,8 @@ fn read_header(path: &Path) -> Result<BTreeMap<String, Entry>> {
         source,
     };
     let bad = |why: String| Error::data(path, format!("not a safetensors file: {why}"));
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
+    let (mut f, len) =
+        crate::read::open_capped(path, "a weights file", crate::read::MAX_WEIGHTS_BYTES)?;
     let mut n = [0u8; 8];
     f.read_exact(&mut n)
         .map_err(|_| bad(format!("{len} bytes, too short for a header")))?;
@@ -171,10 +171,8 @@ impl Model {
             problems.sort();
             return Err(Error::data(path, self.mismatches(&problems, &header)));
         }
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes =
+            crate::read::read_capped(path, "a weights file", crate::read::MAX_WEIGHTS_BYTES)?;
         let loaded = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             Error::data(
                 path,

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use config::{ModelConfig, PRESETS};
 pub use io::non_finite_tensor;
-pub use plan::{MAX_MODEL_BYTES, MAX_VALUES_PER_SAMPLE};
+pub use plan::{MAX_BATCH_BYTES, MAX_MODEL_BYTES, MAX_VALUES_PER_SAMPLE};
 pub use spec::{GeluApproximate, LayerSpec, Padding, Pair, SpecError};
 
 use crate::error::{Error, Result};
@@ -257,6 +257,18 @@ impl Model {
     /// Values out per sample.
     pub fn outputs(&self) -> usize {
         self.outputs
+    }
+
+    /// Refuses a batch of `batch` samples whose forward and backward would need more than
+    /// [`MAX_BATCH_BYTES`] for the values the layers produce (computed from the layer shapes,
+    /// before any batch runs); the error names the layer needing the most.
+    pub fn check_batch_memory(&self, batch: usize) -> Result<()> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| (&l.spec, l.input.as_slice(), l.output.as_slice()));
+        plan::check_batch(layers, &self.input, batch)
+            .map_err(|(i, m)| self.config.layer_error(i, &self.layers[i].spec, m))
     }
 
     /// Each layer with its output shape per sample, input side first.

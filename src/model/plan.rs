@@ -361,6 +361,60 @@ pub(crate) fn param_count(plan: &[LayerPlan]) -> Option<u128> {
         })
 }
 
+/// Most bytes one batch's forward and backward may need for the values its layers produce
+/// (8 GiB), checked from the layer shapes before the first batch.
+pub const MAX_BATCH_BYTES: u128 = 8 << 30;
+
+/// Bytes per sample that layer `spec` (input `input`, output `output`) holds in a forward and
+/// backward pass: its output, kept for the backward, and the gradient with respect to it
+/// (f32 each); for a convolution also its unfolded input (one row of `C·kh·kw` values per
+/// output position) and that buffer's gradient.
+fn layer_batch_bytes(spec: &LayerSpec, input: &[usize], output: &[usize]) -> u128 {
+    let vol = |s: &[usize]| s.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
+    let mut values = vol(output).saturating_mul(2);
+    if let (LayerSpec::Conv2d { kernel_size, .. }, [c, ..], [_, oh, ow]) = (spec, input, output) {
+        let unfolded = vol(&[*c, kernel_size.h, kernel_size.w, *oh, *ow]);
+        values = values.saturating_add(unfolded.saturating_mul(2));
+    }
+    values.saturating_mul(4)
+}
+
+/// Refuses a batch of `batch` samples whose forward and backward would need more than
+/// [`MAX_BATCH_BYTES`]; the error (index, message) names the layer needing the most.
+pub(crate) fn check_batch<'a>(
+    layers: impl IntoIterator<Item = (&'a LayerSpec, &'a [usize], &'a [usize])>,
+    input: &[usize],
+    batch: usize,
+) -> Result<(), (usize, String)> {
+    let vol = input
+        .iter()
+        .fold(1u128, |a, &d| a.saturating_mul(d as u128));
+    let mut total = vol.saturating_mul(4); // the batch itself
+    let (mut worst, mut worst_bytes, mut worst_out) = (0, 0u128, Vec::new());
+    for (i, (spec, inp, out)) in layers.into_iter().enumerate() {
+        let b = layer_batch_bytes(spec, inp, out);
+        total = total.saturating_add(b);
+        if b > worst_bytes {
+            (worst, worst_bytes, worst_out) = (i, b, out.to_vec());
+        }
+    }
+    let total = total.saturating_mul(batch as u128);
+    if total <= MAX_BATCH_BYTES {
+        return Ok(());
+    }
+    let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
+    Err((
+        worst,
+        format!(
+            "a batch of {batch} would need {:.1} GiB for the values its forward and backward produce, {:.1} GiB of it for this layer's output {} per sample; the limit is {} GiB: use a smaller batch_size or a smaller layer",
+            gib(total),
+            gib(worst_bytes.saturating_mul(batch as u128)),
+            show(&worst_out),
+            MAX_BATCH_BYTES >> 30
+        ),
+    ))
+}
+
 /// Refuses a model whose weights, gradients and optimizer state would pass
 /// [`MAX_MODEL_BYTES`].
 pub(crate) fn check_size(config: &ModelConfig, plan: &[LayerPlan]) -> Result<()> {

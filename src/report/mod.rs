@@ -205,10 +205,7 @@ impl<S: Serialize> RangeTestReport<S> {
 impl<S: DeserializeOwned> RangeTestReport<S> {
     /// Reads a report written by [`RangeTestReport::write`].
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::read::read_settings(path, "a range-test report")?;
         let report: Self = serde_json::from_str(&text)
             .map_err(|e| Error::saved(path, format!("not an lrfind range-test report ({e})")))?;
         report

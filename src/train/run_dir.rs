@@ -1,8 +1,13 @@
 //! A training run's directory: config, metrics (JSONL + CSV), curves, weights, checkpoint.
-//! Every file is rewritten atomically at each epoch's end, so the directory always holds a
-//! consistent picture of the last finished epoch.
+//! Every file is rewritten atomically at each epoch's end, the checkpoint (weights, optimizer
+//! state and run state in one file) after the others, then [`MANIFEST`] (the epoch and a
+//! digest of each file), then the curves figure. The checkpoint is the epoch's commit: a kill
+//! while saving leaves the last complete checkpoint to resume from, and the manifest tells
+//! resume which files belong to it. Resume refuses a checkpoint that is not the one its epoch saved, one without its
+//! optimizer state or its config digest, and files that cannot be read as regular files —
+//! before writing anything.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,6 +35,47 @@ pub const BEST: &str = "best.safetensors";
 pub const METRICS_JSONL: &str = "metrics.jsonl";
 /// The same metrics as CSV (without the per-step LRs).
 pub const METRICS_CSV: &str = "metrics.csv";
+/// The last finished epoch and a digest of each file saved for it, written after them all.
+pub const MANIFEST: &str = "manifest.json";
+
+/// The checkpoint tensor listing the optimizer tensors saved with it (JSON): resume refuses a
+/// checkpoint that lost any of them rather than continue with a fresh optimizer state.
+const OPTIM_KEYS: &str = "meta.optim_keys";
+
+/// What [`MANIFEST`] holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    /// Epochs finished when the files were saved.
+    epoch: usize,
+    /// The config digest of the run.
+    config_digest: Option<String>,
+    /// Each file saved at that epoch's end with its FNV-1a 64 digest (hex).
+    files: BTreeMap<String, String>,
+}
+
+/// FNV-1a 64 of `bytes`, as hex (the digest [`TrainConfig::digest`] uses).
+fn digest(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// A run file (JSON) as text: `Ok(None)` when it does not exist; an error when it cannot be
+/// read, is not a regular file or is too large.
+fn read_run_file(path: &Path) -> std::result::Result<Option<String>, crate::read::ReadError> {
+    match crate::read::read_settings(path, "a run file") {
+        Ok(t) => Ok(Some(t)),
+        Err(crate::read::ReadError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
 
 /// A training run's output directory, locked while this value (or a clone) lives; as an
 /// [`Observer`] it writes every file at each epoch's end.
@@ -206,7 +252,9 @@ impl RunDir {
         let lock = lock_dir(path, true)?;
         remove_debris(path);
         let read = |name: &str| -> Result<String> {
-            std::fs::read_to_string(path.join(name)).map_err(|e| not_a_run(format!("{name}: {e}")))
+            read_run_file(&path.join(name))
+                .map_err(|e| not_a_run(e.to_string()))?
+                .ok_or_else(|| not_a_run(format!("{name}: no such file")))
         };
         let config: TrainConfig = serde_json::from_str(&read(CONFIG)?)
             .map_err(|e| not_a_run(format!("{CONFIG}: {e}")))?;
@@ -214,13 +262,17 @@ impl RunDir {
             .validate()
             .map_err(|e| not_a_run(format!("{CONFIG}: {e}")))?;
         let ckpt_path = path.join(CHECKPOINT);
-        if !ckpt_path.is_file() {
+        if !ckpt_path.exists() {
             return Err(not_a_run(format!(
                 "no {CHECKPOINT}: no epoch has finished yet"
             )));
         }
-        let ckpt = candle_core::safetensors::load(&ckpt_path, device)
+        let bytes =
+            crate::read::read_capped(&ckpt_path, "a checkpoint", crate::read::MAX_WEIGHTS_BYTES)?;
+        let ckpt = candle_core::safetensors::load_buffer(&bytes, device)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: {}", first_line(&e.to_string()))))?;
+        let ckpt_digest = digest(&bytes);
+        drop(bytes);
         let weights = ckpt.iter().filter(|(k, _)| !k.starts_with("meta."));
         if let Some(name) = crate::model::non_finite_tensor(weights)? {
             return Err(resume_dir(
@@ -229,29 +281,103 @@ impl RunDir {
             ));
         }
         // The state travels inside the checkpoint (one atomic file); state.json is a copy for people.
-        let state_bytes = ckpt
-            .get("meta.state")
-            .and_then(|t| t.to_vec1::<u8>().ok())
+        let meta_json = |key: &str| {
+            ckpt.get(key)
+                .and_then(|t| t.to_dtype(candle_core::DType::U8).ok())
+                .and_then(|t| t.to_vec1::<u8>().ok())
+        };
+        let state_bytes = meta_json("meta.state")
             .ok_or_else(|| not_a_run(format!("{CHECKPOINT} has no run state")))?;
         let state: TrainState = serde_json::from_slice(&state_bytes)
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: run state: {e}")))?;
         state
             .validate()
             .map_err(|e| not_a_run(format!("{CHECKPOINT}: run state: {e}")))?;
-        // Config, checkpoint and state.json must come from one run.
+        let refuse = |why: String| Err(resume_dir(path, why));
+        // Config, checkpoint and state.json must come from one run; without its digest a
+        // checkpoint could continue any run's config.
         let want = config.digest();
-        let json_digest = std::fs::read_to_string(path.join(STATE))
-            .ok()
-            .and_then(|t| serde_json::from_str::<TrainState>(&t).ok())
-            .and_then(|s| s.config_digest);
-        for (what, d) in [(CHECKPOINT, &state.config_digest), (STATE, &json_digest)] {
+        let Some(ckpt_config) = &state.config_digest else {
+            return refuse(format!(
+                "{CHECKPOINT} has no config digest, so nothing shows it belongs to this run's {CONFIG}; refusing to continue from it"
+            ));
+        };
+        let json_state =
+            match read_run_file(&path.join(STATE)).map_err(|e| not_a_run(e.to_string()))? {
+                Some(t) => Some(serde_json::from_str::<TrainState>(&t).map_err(|e| {
+                    not_a_run(format!(
+                        "{STATE}: not a run state ({})",
+                        first_line(&e.to_string())
+                    ))
+                })?),
+                None => None,
+            };
+        let json_digest = json_state.as_ref().and_then(|s| s.config_digest.clone());
+        for (what, d) in [
+            (CHECKPOINT, Some(ckpt_config)),
+            (STATE, json_digest.as_ref()),
+        ] {
             if let Some(d) = d {
                 if *d != want {
-                    return Err(resume_dir(
-                        path,
-                        format!("{what} belongs to a different run than {CONFIG} (config digest {d}, expected {want}); refusing to continue a mix of two runs"),
+                    return refuse(format!("{what} belongs to a different run than {CONFIG} (config digest {d}, expected {want}); refusing to continue a mix of two runs"));
+                }
+            }
+        }
+        // The optimizer state must be there: a fresh one would not continue the run.
+        let saved_optim = ckpt.keys().filter(|k| k.starts_with("optim.")).count();
+        match meta_json(OPTIM_KEYS) {
+            Some(list) => {
+                let keys: Vec<String> = serde_json::from_slice(&list)
+                    .map_err(|e| not_a_run(format!("{CHECKPOINT}: {OPTIM_KEYS}: {e}")))?;
+                if let Some(k) = keys.iter().find(|k| !ckpt.contains_key(*k)) {
+                    return refuse(format!(
+                        "{CHECKPOINT} lacks optimizer tensor '{k}' ({} of the {} saved are left); refusing to continue with a fresh optimizer state",
+                        saved_optim,
+                        keys.len()
                     ));
                 }
+            }
+            None => {
+                let stateful = config.setup.optimizer.name() != "sgd"
+                    || config.setup.optimizer.momentum() != 0.0;
+                if stateful && state.optimizer_step > 0 && saved_optim == 0 {
+                    return refuse(format!(
+                        "{CHECKPOINT} holds no optimizer state after {} {} steps; refusing to continue with a fresh one",
+                        state.optimizer_step,
+                        config.setup.optimizer.name()
+                    ));
+                }
+            }
+        }
+        // One epoch: the checkpoint is the one its epoch saved (or the next epoch's, when a
+        // kill came between the checkpoint and the manifest), and state.json is not from
+        // another epoch than those two.
+        let epoch = state.epochs_done;
+        if let Some(text) =
+            read_run_file(&path.join(MANIFEST)).map_err(|e| not_a_run(e.to_string()))?
+        {
+            let m: Manifest = serde_json::from_str(&text)
+                .map_err(|e| not_a_run(format!("{MANIFEST}: {}", first_line(&e.to_string()))))?;
+            let recorded = m.files.get(CHECKPOINT);
+            if m.epoch == epoch && recorded != Some(&ckpt_digest) {
+                return refuse(format!(
+                    "{CHECKPOINT} is not the checkpoint {MANIFEST} records for epoch {epoch} (digest {ckpt_digest}, recorded {}): it was changed after it was saved; refusing to continue from it",
+                    recorded.map_or("none", String::as_str)
+                ));
+            }
+            if m.epoch != epoch && m.epoch + 1 != epoch {
+                return refuse(format!(
+                    "{CHECKPOINT} is from epoch {epoch} but {MANIFEST} from epoch {}: the files come from different moments; refusing to continue from them",
+                    m.epoch
+                ));
+            }
+        }
+        if let Some(s) = &json_state {
+            if s.epochs_done != epoch && s.epochs_done != epoch + 1 {
+                return refuse(format!(
+                    "{STATE} is from epoch {} but {CHECKPOINT} from epoch {epoch}: the files come from different moments; refusing to continue from them",
+                    s.epochs_done
+                ));
             }
         }
         let format = ["png", "svg"]
@@ -292,12 +418,12 @@ impl RunDir {
 
     /// Writes `config` to [`CONFIG`], atomically.
     pub fn write_config(&self, config: &TrainConfig) -> Result<()> {
-        write_json(&self.file(CONFIG), config)
+        write_json(&self.file(CONFIG), config).map(drop)
     }
 
     /// Writes the description of the run's data to [`DATASET`], atomically.
     pub fn write_dataset(&self, data: &crate::data::DataSummary) -> Result<()> {
-        write_json(&self.file(DATASET), data)
+        write_json(&self.file(DATASET), data).map(drop)
     }
 
     /// On resume: the data rebuilt from the config must be the data the run started on (a
@@ -305,7 +431,7 @@ impl RunDir {
     /// [`DATASET`] (older versions) is taken as it is.
     pub fn check_dataset(&self, data: &crate::data::DataSummary) -> Result<()> {
         let path = self.file(DATASET);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some(text) = read_run_file(&path)? else {
             return Ok(());
         };
         let saved: crate::data::DataSummary = serde_json::from_str(&text)
@@ -333,7 +459,7 @@ impl RunDir {
         }
     }
 
-    fn write_metrics(&self, history: &[EpochMetrics]) -> Result<()> {
+    fn write_metrics(&self, history: &[EpochMetrics]) -> Result<[(String, String); 2]> {
         let mut jsonl = String::new();
         let mut csv = String::from(
             "epoch,train_loss,val_loss,val_accuracy,val_rmse,val_mae,lr,lr_end,momentum,seconds\n",
@@ -359,7 +485,10 @@ impl RunDir {
         }
         write_atomic(&self.file(METRICS_JSONL), jsonl.as_bytes())?;
         write_atomic(&self.file(METRICS_CSV), csv.as_bytes())?;
-        Ok(())
+        Ok([
+            (METRICS_JSONL.into(), digest(jsonl.as_bytes())),
+            (METRICS_CSV.into(), digest(csv.as_bytes())),
+        ])
     }
 
     #[cfg(not(feature = "plot"))]
@@ -471,43 +600,70 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+/// Writes `value` as JSON; returns the digest of what was written.
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<String> {
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::saved(path, format!("cannot serialise: {e}")))?;
     text.push('\n');
     write_atomic(path, text.as_bytes())?;
-    Ok(())
+    Ok(digest(text.as_bytes()))
 }
 
 /// Serialised in memory and written through the atomic path (the safetensors crate's own
 /// file writer leaves `.tmpXXXXXX` files on a kill and makes them mode 0600).
-fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+fn write_safetensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<String> {
     let bytes = safetensors::serialize(tensors.iter(), None)
         .map_err(|e| Error::saved(path, format!("cannot serialise: {e}")))?;
     write_atomic(path, &bytes)?;
-    Ok(())
+    Ok(digest(&bytes))
 }
 
 impl Observer for RunDir {
     fn epoch_end(&mut self, run: &Run, _metrics: &EpochMetrics, improved: bool) -> Result<()> {
-        // The checkpoint (weights + optimizer + state) is one file, so resume never sees a mix.
-        let mut ckpt = run.checkpoint_tensors();
-        let state = serde_json::to_vec(&run.state).map_err(|e| {
-            Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
-        })?;
-        let n = state.len();
-        ckpt.insert(
-            "meta.state".into(),
-            Tensor::from_vec(state, n, &Device::Cpu)?,
-        );
-        write_safetensors(&self.file(CHECKPOINT), &ckpt)?;
+        let mut files = BTreeMap::new();
         let weights = run.learner.model.tensors();
-        write_safetensors(&self.file(FINAL), &weights)?;
         if improved {
-            write_safetensors(&self.file(BEST), &weights)?;
+            files.insert(
+                BEST.to_string(),
+                write_safetensors(&self.file(BEST), &weights)?,
+            );
         }
-        self.write_metrics(&run.state.history)?;
-        write_json(&self.file(STATE), &run.state)?;
+        files.insert(
+            FINAL.to_string(),
+            write_safetensors(&self.file(FINAL), &weights)?,
+        );
+        files.extend(self.write_metrics(&run.state.history)?);
+        files.insert(
+            STATE.to_string(),
+            write_json(&self.file(STATE), &run.state)?,
+        );
+        // The checkpoint (weights + optimizer + state, one file) commits the epoch: a kill
+        // before it leaves the previous epoch's checkpoint to resume from.
+        let serialise = |e: serde_json::Error| {
+            Error::saved(&self.path, format!("cannot serialise the run state: {e}"))
+        };
+        let as_tensor = |bytes: Vec<u8>| {
+            let n = bytes.len();
+            Tensor::from_vec(bytes, n, &Device::Cpu)
+        };
+        let mut ckpt = run.checkpoint_tensors();
+        let mut optim: Vec<&String> = ckpt.keys().filter(|k| k.starts_with("optim.")).collect();
+        optim.sort();
+        let optim = as_tensor(serde_json::to_vec(&optim).map_err(serialise)?)?;
+        let state = as_tensor(serde_json::to_vec(&run.state).map_err(serialise)?)?;
+        ckpt.insert(OPTIM_KEYS.into(), optim);
+        ckpt.insert("meta.state".into(), state);
+        files.insert(
+            CHECKPOINT.to_string(),
+            write_safetensors(&self.file(CHECKPOINT), &ckpt)?,
+        );
+        // Which files the epoch wrote, after them: resume tells a changed checkpoint by it.
+        let manifest = Manifest {
+            epoch: run.state.epochs_done,
+            config_digest: run.state.config_digest.clone(),
+            files,
+        };
+        write_json(&self.file(MANIFEST), &manifest)?;
         // The plot last: a full disk may cost the picture, never the measurements.
         self.write_curves(run)?;
         Ok(())
