@@ -61,6 +61,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The LR that governs the run, as titles and the console say it: `lr 3.020e-3`, or
+    /// `peak lr 3.020e-3 (OneCycleLR's max_lr)` when a scheduler sets the LR itself (then the
+    /// optimizer's own LR is overwritten and only `max_lr` matters).
+    pub fn lr_label(&self) -> String {
+        let raw = self.scheduler.as_ref().map(SchedulerConfig::to_raw);
+        let peak = raw
+            .as_ref()
+            .and_then(|r| r.peak_lrs().first().map(|(n, v)| (*n, v.cloned())));
+        match peak {
+            Some((name, Some(serde_json::Value::Number(n)))) => format!(
+                "peak lr {:.3e} ({name}'s max_lr)",
+                n.as_f64().unwrap_or(self.lr)
+            ),
+            Some((name, Some(v))) => format!("peak lr {v} ({name}'s max_lr, per group)"),
+            Some((name, None)) => format!("peak lr {:.3e} ({name}'s max_lr)", self.lr),
+            None => format!("lr {:.3e}", self.lr),
+        }
+    }
+
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {

@@ -391,7 +391,7 @@ impl RunDir {
             })
             .collect();
         let schedule = match (&config.scheduler, run.scheduler_name()) {
-            (Some(s), _) => s.to_string(),
+            (Some(s), _) => s.to_short_string(),
             (None, Some(name)) => name.to_string(),
             (None, None) => "constant LR".to_string(),
         };
@@ -412,11 +412,11 @@ impl RunDir {
                 lr: &lr,
                 step_lr: &step_lr,
                 title: format!(
-                    "{} on {}, {} at {:.3e}, {schedule}",
+                    "{} on {}, {}, {}, {schedule}",
                     config.setup.model.name(),
                     config.setup.data.name(),
                     config.setup.optimizer.name(),
-                    config.lr
+                    config.lr_label()
                 ),
             },
         )?;
