@@ -136,9 +136,18 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         "{spinner} check [{bar:30}] eta {eta} {msg}",
     );
     let steps = config.range_test.sweep.num_steps;
+    let lines = progress::Lines::new(args.quiet);
     let result = run_check(&config, &mut |k, total, e| {
         pb.set_position(k.saturating_mul(steps).saturating_add(e.step + 1) as u64);
         pb.set_message(format!("run {}/{total} lr {:.2e}", k + 1, e.lr));
+        lines.tick(|| {
+            format!(
+                "check: run {}/{total}, step {}/{steps}, lr {:.2e}",
+                k + 1,
+                e.step + 1,
+                e.lr
+            )
+        });
         if progress::should_stop() {
             ControlFlow::Break(())
         } else {
