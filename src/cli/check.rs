@@ -231,6 +231,9 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
                 StepLoss::TrainBatch => "smoothed loss",
             }
             .into(),
+            median: r.suggested_lr,
+            tolerance: r.baseline_lr.map(|_| r.tolerance),
+            verdict: Some((r.stable, verdict(r, false))),
         },
     )?;
     Ok(())
@@ -275,21 +278,31 @@ fn table(r: &CheckReport) -> String {
         }
         None => {}
     }
+    let _ = writeln!(s, "{}", verdict(r, true));
+    s
+}
+
+/// The verdict line, as the table (`styled`) and the figure say it.
+fn verdict(r: &CheckReport, styled: bool) -> String {
+    let paint = |style, text: &str| {
+        if styled {
+            out::paint(style, text)
+        } else {
+            text.to_string()
+        }
+    };
     if r.interrupted {
-        let _ = writeln!(
-            s,
+        format!(
             "verdict: none: interrupted after {} seed(s); the report keeps them",
             r.runs.len()
-        );
+        )
     } else if r.stable {
-        let _ = writeln!(s, "verdict: {}", out::paint(out::GOOD, "stable"));
+        format!("verdict: {}", paint(out::GOOD, "stable"))
     } else {
-        let _ = writeln!(
-            s,
+        format!(
             "verdict: {}: {}",
-            out::paint(out::BAD, "UNSTABLE"),
+            paint(out::BAD, "UNSTABLE"),
             super::errors::flags_for_fields(&r.failures.join("; "))
-        );
+        )
     }
-    s
 }
