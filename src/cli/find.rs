@@ -143,7 +143,8 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
     let figure = RangeTestPlot::new(&report.curve, &report.analysis)
         .title(title)
         .y_label(y_label)
-        .show_rules(show_rules);
+        .show_rules(show_rules)
+        .max_lr(report.sweep.max_lr);
     plot::range_test(out, &figure)?;
     Ok(())
 }
