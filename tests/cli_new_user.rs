@@ -224,7 +224,7 @@ fn messages_name_flags_and_numbers_as_typed() {
             "error: --min 0.5: must be below --max (0.1)",
         ),
     ] {
-        let err = common::assert_usage_error(&mut lrfind(d).args(args), want);
+        let err = common::assert_usage_error(lrfind(d).args(args), want);
         assert!(!err.contains("0.0000001"), "{err}");
     }
     // A range below where the model learns: no suggestion, and no word of a pinned one.
@@ -282,7 +282,7 @@ fn a_missing_dataset_says_how_to_get_it() {
         ("mnist", "train-images-idx3-ubyte.gz"),
         ("cifar10", "data_batch_1.bin"),
     ] {
-        let err = common::assert_usage_error(&mut lrfind(tmp.path()).args(["--data", data]), files);
+        let err = common::assert_usage_error(lrfind(tmp.path()).args(["--data", data]), files);
         assert_eq!(err.lines().count(), 1, "{err}");
         for hint in ["--data-dir DIR", "LRFIND_DATA"] {
             assert!(err.contains(hint), "{hint} not in {err}");

@@ -53,9 +53,7 @@ pub fn offer(names: &'static [&'static str]) -> Offer<StringValueParser> {
 }
 
 /// `T` parsed with its `FromStr` (its message on failure), with `names` offered to completion.
-pub fn offer_parsed<T>(
-    names: &'static [&'static str],
-) -> Offer<impl TypedValueParser<Value = T> + Clone>
+pub fn offer_parsed<T>(names: &'static [&'static str]) -> Offer<impl TypedValueParser<Value = T>>
 where
     T: std::str::FromStr + Clone + Send + Sync + 'static,
     T::Err: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
