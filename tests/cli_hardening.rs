@@ -868,7 +868,7 @@ fn extend_climbs_until_the_loss_turns_upward() {
     let to = r["extended_to"].as_f64().unwrap();
     assert!(to > 0.3 && to <= 300.0 * (1.0 + 1e-9), "{to}");
     assert_eq!(r["pinned"], false, "{out}");
-    assert!(out.contains("extended past --max"), "{out}");
+    assert!(out.contains("more past it to"), "{out}");
     // The same per-step ratio as the ladder below --max.
     let lrs: Vec<f64> = r["curve"]["lrs"]
         .as_array()
@@ -914,7 +914,7 @@ fn extend_climbs_until_the_loss_turns_upward() {
 fn resume_with_other_epochs_refuses_to_replan_a_one_cycle() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    train(d, "oc", "2", &["--scheduler", "OneCycleLR(max_lr=0.1)"]);
+    train(d, "oc", "2", &["--scheduler", "OneCycleLR()"]);
     let err = assert_usage_error(
         lrfind(d).args(["train", "--resume", "oc", "--epochs", "4", "-q"]),
         "--epochs 4",
@@ -928,7 +928,10 @@ fn resume_with_other_epochs_refuses_to_replan_a_one_cycle() {
         d,
         "nested",
         "1",
-        &["--scheduler", "SequentialLR(ConstantLR(factor=0.5, total_iters=2), OneCycleLR(max_lr=0.1), milestones=[3])"],
+        &[
+            "--scheduler",
+            "SequentialLR(ConstantLR(factor=0.5, total_iters=2), OneCycleLR(), milestones=[3])",
+        ],
     );
     assert_usage_error(
         lrfind(d).args(["train", "--resume", "nested", "--epochs", "3", "-q"]),
@@ -939,7 +942,7 @@ fn resume_with_other_epochs_refuses_to_replan_a_one_cycle() {
         d,
         "fixed",
         "1",
-        &["--scheduler", "OneCycleLR(max_lr=0.1, total_steps=100)"],
+        &["--scheduler", "OneCycleLR(total_steps=100)"],
     );
     let (code, out, err) =
         run(lrfind(d).args(["train", "--resume", "fixed", "--epochs", "2", "-q"]));

@@ -151,13 +151,14 @@ fn reduce_on_plateau_and_one_cycle_run_with_their_default_intervals() {
     let d = tmp.path();
     let (code, _, err) = run(lrfind(d).arg("train").args(data_args()).args([
         "--lr",
-        "0.1",
+        "0.2",
         "--optimizer",
         "sgd",
         "--epochs",
         "2",
         "--scheduler",
-        "OneCycleLR(max_lr=0.2)",
+        // max_lr = --lr.
+        "OneCycleLR()",
         "--out-dir",
         "one",
         "--plot-format",

@@ -278,15 +278,23 @@ fn judge(
     } else {
         None
     };
-    for r in &runs {
-        if r.pinned && !config.allow_pinned {
-            failures.push(format!(
-                "seed {}: the suggestion {:.3e} is pinned by max_lr {} (the loss never turned upward); widen the range, set extend, or set allow_pinned",
-                r.seed,
-                r.suggestion.unwrap_or(f64::NAN),
-                config.sweep.max_lr
-            ));
-        }
+    // One sentence for every pinned seed: the advice is the same for all of them.
+    let pinned: Vec<&SeedRun> = runs
+        .iter()
+        .filter(|r| r.pinned && !config.allow_pinned)
+        .collect();
+    if !pinned.is_empty() {
+        let list = |f: &dyn Fn(&SeedRun) -> String| {
+            pinned.iter().map(|r| f(r)).collect::<Vec<_>>().join(", ")
+        };
+        failures.push(format!(
+            "{} {} {} pinned by max_lr {} ({}; the loss never turned upward); widen the range, set extend, or set allow_pinned",
+            if pinned.len() == 1 { "seed" } else { "seeds" },
+            list(&|r| r.seed.to_string()),
+            if pinned.len() == 1 { "is" } else { "are" },
+            config.sweep.max_lr,
+            list(&|r| format!("{:.3e}", r.suggestion.unwrap_or(f64::NAN))),
+        ));
     }
     let (median, spread, std) = match st {
         Some((m, s, d)) => (Some(m), Some(s), Some(d)),

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, StringValueParser, TypedValueParser};
 use clap::Args;
 
 use anyhow::Result;
@@ -9,12 +10,74 @@ use lrfind::data::{DataConfig, Source};
 use lrfind::device::DeviceSpec;
 
 use super::invalid;
+use super::out;
 use lrfind::finder::{LadderMode, Rule, SweepConfig, VerifyConfig, Window};
 use lrfind::learner::StepLoss;
 use lrfind::loss::LossConfig;
 use lrfind::model::ModelConfig;
 use lrfind::optim::{GroupConfig, OptimizerConfig};
 use lrfind::range_test::{RangeTest, Setup};
+
+/// A value parser that offers `names` to shell completion (and `possible_values`) while
+/// parsing with `inner`, so values beyond the names still parse (`cuda:1`, a layer list, a
+/// file) and errors stay lrfind's own.
+#[derive(Clone)]
+pub struct Offer<P> {
+    inner: P,
+    names: &'static [&'static str],
+}
+
+impl<P: TypedValueParser> TypedValueParser for Offer<P> {
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<Self::Value, clap::Error> {
+        self.inner.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.names.iter().map(|n| PossibleValue::new(*n))))
+    }
+}
+
+/// Any text, with `names` offered to completion.
+pub fn offer(names: &'static [&'static str]) -> Offer<StringValueParser> {
+    Offer {
+        inner: StringValueParser::new(),
+        names,
+    }
+}
+
+/// `T` parsed with its `FromStr` (its message on failure), with `names` offered to completion.
+pub fn offer_parsed<T>(names: &'static [&'static str]) -> Offer<impl TypedValueParser<Value = T>>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    Offer {
+        inner: StringValueParser::new().try_map(|s| s.parse::<T>()),
+        names,
+    }
+}
+
+/// `inner` (any value parser, e.g. a function), with `names` offered to completion.
+pub fn offer_with<P: TypedValueParser>(inner: P, names: &'static [&'static str]) -> Offer<P> {
+    Offer { inner, names }
+}
+
+/// What completion offers for each value-taking flag that is not a path or a number.
+pub const DATA_NAMES: &[&str] = &["digits", "mnist", "fashion-mnist", "cifar10"];
+pub const MODEL_NAMES: &[&str] = &["mlp", "linear", "cnn", "lenet"];
+pub const OPTIMIZER_NAMES: &[&str] = &["sgd", "adam", "adamw"];
+pub const DEVICE_NAMES: &[&str] = &["auto", "cpu", "cuda", "metal"];
+pub const LOSS_NAMES: &[&str] = &["cross-entropy", "bce", "mse", "l1", "huber"];
+pub const TASK_NAMES: &[&str] = &["classify", "regress"];
+pub const MODE_NAMES: &[&str] = &["exp", "linear"];
+pub const RULE_NAMES: &[&str] = &["fall", "steepest", "minimum", "steep", "valley", "slide"];
 
 /// Data, model, optimizer, seed, batch, device. Unset flags take the defaults shown (for
 /// `lrfind train`, the range-test report's values first).
@@ -23,7 +86,13 @@ pub struct SetupArgs {
     /// Data: digits (embedded MNIST slice, no download), mnist, fashion-mnist, cifar10, or your
     /// own: a .csv file, .npy/.npz/.safetensors tensors, an image-folder directory (or name the
     /// kind: csv:PATH, tensors:PATH, images:PATH) [default: digits]
-    #[arg(long, value_name = "NAME|PATH", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        help_heading = "Data",
+        value_parser = offer(DATA_NAMES),
+        hide_possible_values = true
+    )]
     pub data: Option<String>,
     /// Directory with a built-in dataset's files (IDX raw or .gz; CIFAR-10 binary batches)
     #[arg(long, value_name = "DIR", help_heading = "Data")]
@@ -36,7 +105,13 @@ pub struct SetupArgs {
     pub features: Option<String>,
     /// CSV and tensors: classify or regress, whatever the targets look like [default: integer or text
     /// labels classify, other numbers regress]
-    #[arg(long, value_name = "TASK", help_heading = "Data")]
+    #[arg(
+        long,
+        value_name = "TASK",
+        help_heading = "Data",
+        value_parser = offer(TASK_NAMES),
+        hide_possible_values = true
+    )]
     pub task: Option<String>,
     /// Tensors: the inputs' array name [default: x]
     #[arg(long, value_name = "KEY", help_heading = "Data")]
@@ -47,7 +122,7 @@ pub struct SetupArgs {
     /// Image folders: resize every image to HxW [default: the first image's size]
     #[arg(long, value_name = "HxW", help_heading = "Data")]
     pub image_size: Option<String>,
-    /// Image folders: 1 (grey) or 3 (RGB) channels [default: 3]
+    /// Image folders: 1 (grey) or 3 (RGB) channels [default: 1 when every image is grey, else 3]
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub channels: Option<usize>,
     /// Fraction of the training data held out for validation (what --val-loss, early stopping, the
@@ -83,7 +158,9 @@ pub struct SetupArgs {
         long,
         value_name = "PRESET|LAYERS",
         help_heading = "Model",
-        conflicts_with = "model_file"
+        conflicts_with = "model_file",
+        value_parser = offer(MODEL_NAMES),
+        hide_possible_values = true
     )]
     pub model: Option<String>,
     /// The model as JSON: an array of layers ({"type": "Conv2d", "out_channels": 32, "kernel_size": 3}, …)
@@ -94,7 +171,13 @@ pub struct SetupArgs {
     pub init_from: Option<PathBuf>,
     /// Loss: cross-entropy, bce (two classes, one logit), mse, l1, huber [default: cross-entropy
     /// for classes, mse for values]
-    #[arg(long, value_name = "LOSS", help_heading = "Model")]
+    #[arg(
+        long,
+        value_name = "LOSS",
+        help_heading = "Model",
+        value_parser = offer(LOSS_NAMES),
+        hide_possible_values = true
+    )]
     pub loss: Option<String>,
     /// Cross-entropy label smoothing, in [0, 1) [default: 0]
     #[arg(
@@ -116,7 +199,13 @@ pub struct SetupArgs {
     #[arg(long, value_name = "W,W,…", help_heading = "Model")]
     pub hidden: Option<String>,
     /// Optimizer: sgd, adam, adamw [default: adam]
-    #[arg(long, value_name = "KIND", help_heading = "Optimizer")]
+    #[arg(
+        long,
+        value_name = "KIND",
+        help_heading = "Optimizer",
+        value_parser = offer(OPTIMIZER_NAMES),
+        hide_possible_values = true
+    )]
     pub optimizer: Option<String>,
     /// SGD momentum [default: 0]
     #[arg(
@@ -162,7 +251,13 @@ pub struct SetupArgs {
     #[arg(long, value_name = "N", help_heading = "Run")]
     pub batch_size: Option<usize>,
     /// Device: auto, cpu, cuda[:N], metal[:N] [default: auto]
-    #[arg(long, value_name = "DEV", help_heading = "Run")]
+    #[arg(
+        long,
+        value_name = "DEV",
+        help_heading = "Run",
+        value_parser = offer(DEVICE_NAMES),
+        hide_possible_values = true
+    )]
     pub device: Option<String>,
 }
 
@@ -389,7 +484,7 @@ pub struct SweepArgs {
     #[arg(
         long = "max",
         value_name = "LR",
-        default_value_t = 10.0,
+        default_value_t = DEFAULT_MAX_LR,
         help_heading = "Sweep",
         allow_hyphen_values = true
     )]
@@ -399,7 +494,9 @@ pub struct SweepArgs {
         long,
         value_name = "MODE",
         default_value = "exp",
-        help_heading = "Sweep"
+        help_heading = "Sweep",
+        value_parser = offer_parsed::<LadderMode>(MODE_NAMES),
+        hide_possible_values = true
     )]
     pub mode: LadderMode,
     /// Number of optimizer steps, one per learning rate
@@ -441,7 +538,9 @@ pub struct SweepArgs {
         long,
         value_name = "RULE",
         default_value = "fall",
-        help_heading = "Suggestion"
+        help_heading = "Suggestion",
+        value_parser = offer_parsed::<Rule>(RULE_NAMES),
+        hide_possible_values = true
     )]
     pub suggest: Rule,
     /// Points skipped at the start of the curve by the rules
@@ -476,12 +575,37 @@ pub struct SweepArgs {
     pub verify_steps: usize,
 }
 
+/// `--min` and `--max` when not given (also in their `#[arg]`s).
+const DEFAULT_MIN_LR: f64 = 1e-7;
+const DEFAULT_MAX_LR: f64 = 10.0;
+
 impl SweepArgs {
     /// The verification asked for (None without --verify).
     pub fn verify_config(&self) -> Option<VerifyConfig> {
         self.verify.then(|| VerifyConfig {
             steps: self.verify_steps,
             ..VerifyConfig::default()
+        })
+    }
+
+    /// `--min` ≥ `--max`, blamed on the flag the user typed (a flag at its default value
+    /// counts as not typed), with both values as typed.
+    fn range_error(&self) -> Option<String> {
+        let (min, max) = (self.min_lr, self.max_lr);
+        if !(min.is_finite() && max.is_finite() && min > 0.0 && max > 0.0) || min < max {
+            return None;
+        }
+        let (n, x) = (out::num(min), out::num(max));
+        Some(match (min != DEFAULT_MIN_LR, max != DEFAULT_MAX_LR) {
+            (false, true) => format!(
+                "--max {x}: must be above --min ({n}, its default); pass a lower --min too, e.g. --min {}",
+                out::num_times_pow10(max, -3)
+            ),
+            (true, false) => format!(
+                "--min {n}: must be below --max ({x}, its default); pass a higher --max too, e.g. --max {}",
+                out::num_times_pow10(min, 3)
+            ),
+            _ => format!("--min {n}: must be below --max ({x})"),
         })
     }
 
@@ -516,7 +640,42 @@ impl SweepArgs {
         if self.val_loss && self.val_samples == 0 {
             return Err(invalid("--val-samples 0: must be at least 1"));
         }
+        if let Some(e) = self.range_error() {
+            return Err(invalid(e));
+        }
         rt.validate()?;
         Ok(rt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_names_are_the_ones_the_library_takes() {
+        let mut rules: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+        let mut offered = RULE_NAMES.to_vec();
+        rules.sort();
+        offered.sort();
+        assert_eq!(rules, offered);
+        for m in MODE_NAMES {
+            m.parse::<LadderMode>().unwrap();
+        }
+        for m in MODEL_NAMES {
+            ModelConfig::parse(m, "8").unwrap();
+        }
+        for o in OPTIMIZER_NAMES {
+            OptimizerConfig::from_parts(o, 0.0, false, None, (0.9, 0.999), 1e-8).unwrap();
+        }
+        for d in DEVICE_NAMES {
+            d.parse::<DeviceSpec>().unwrap();
+        }
+        for l in LOSS_NAMES {
+            LossConfig::parse(l, None, None).unwrap();
+        }
+        for d in DATA_NAMES {
+            Source::parse(d).unwrap();
+        }
     }
 }

@@ -136,9 +136,18 @@ pub fn run(args: &CheckArgs) -> Result<u8> {
         "{spinner} check [{bar:30}] eta {eta} {msg}",
     );
     let steps = config.range_test.sweep.num_steps;
+    let lines = progress::Lines::new(args.quiet);
     let result = run_check(&config, &mut |k, total, e| {
         pb.set_position(k.saturating_mul(steps).saturating_add(e.step + 1) as u64);
         pb.set_message(format!("run {}/{total} lr {:.2e}", k + 1, e.lr));
+        lines.tick(|| {
+            format!(
+                "check: run {}/{total}, step {}/{steps}, lr {:.2e}",
+                k + 1,
+                e.step + 1,
+                e.lr
+            )
+        });
         if progress::should_stop() {
             ControlFlow::Break(())
         } else {
@@ -222,6 +231,9 @@ fn write_plot(r: &CheckReport, out: &std::path::Path) -> Result<()> {
                 StepLoss::TrainBatch => "smoothed loss",
             }
             .into(),
+            median: r.suggested_lr,
+            tolerance: r.baseline_lr.map(|_| r.tolerance),
+            verdict: Some((r.stable, verdict(r, false))),
         },
     )?;
     Ok(())
@@ -281,21 +293,31 @@ fn table(r: &CheckReport) -> String {
         }
         None => {}
     }
+    let _ = writeln!(s, "{}", verdict(r, true));
+    s
+}
+
+/// The verdict line, as the table (`styled`) and the figure say it.
+fn verdict(r: &CheckReport, styled: bool) -> String {
+    let paint = |style, text: &str| {
+        if styled {
+            out::paint(style, text)
+        } else {
+            text.to_string()
+        }
+    };
     if r.interrupted {
-        let _ = writeln!(
-            s,
+        format!(
             "verdict: none: interrupted after {} seed(s); the report keeps them",
             r.runs.len()
-        );
+        )
     } else if r.stable {
-        let _ = writeln!(s, "verdict: {}", out::paint(out::GOOD, "stable"));
+        format!("verdict: {}", paint(out::GOOD, "stable"))
     } else {
-        let _ = writeln!(
-            s,
+        format!(
             "verdict: {}: {}",
-            out::paint(out::BAD, "UNSTABLE"),
+            paint(out::BAD, "UNSTABLE"),
             super::errors::flags_for_fields(&r.failures.join("; "))
-        );
+        )
     }
-    s
 }

@@ -69,13 +69,27 @@ fn setting(e: &SettingError) -> String {
     }
 }
 
+/// How to get a built-in dataset that was not found: its files and where to put them, or a
+/// build that downloads it.
+fn get_dataset(dataset: &str) -> String {
+    let files = if dataset.contains("cifar") {
+        "the CIFAR-10 binary batches (data_batch_1.bin … data_batch_5.bin, test_batch.bin, from cifar-10-binary.tar.gz)"
+    } else {
+        "its four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)"
+    };
+    let hub = if cfg!(feature = "hub") {
+        ""
+    } else {
+        ", or build lrfind with `--features hub` to download it"
+    };
+    format!("put {files} in a directory and pass --data-dir DIR (or set LRFIND_DATA=DIR){hub}")
+}
+
 /// The one-line message for an error, in the command line's terms.
 pub fn describe(e: &anyhow::Error) -> String {
     let text = match e.downcast_ref::<Error>() {
         Some(Error::Setting(s)) => setting(s),
-        Some(Error::DataUnavailable { .. }) => {
-            format!("{e}; pass --data-dir DIR with the dataset's files")
-        }
+        Some(Error::DataUnavailable { dataset, .. }) => format!("{e}; {}", get_dataset(dataset)),
         Some(Error::Diverged(d)) => format!("{d}; try a lower --lr"),
         Some(Error::Data { .. }) => DATA_MENTIONED
             .iter()

@@ -83,11 +83,21 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
         args.quiet,
         "{spinner} range test [{bar:30}] {pos}/{len} eta {eta} {msg}",
     );
+    let lines = progress::Lines::new(args.quiet);
     let trials_pb = std::cell::OnceCell::new();
     let mut report = rt.run_verified(
         &mut |e| {
             pb.set_position(e.step as u64 + 1);
             pb.set_message(format!("lr {:.2e} loss {:.4}", e.lr, e.smoothed));
+            lines.tick(|| {
+                format!(
+                    "range test: step {}/{}, lr {:.2e}, smoothed loss {:.4}",
+                    e.step + 1,
+                    rt.sweep.num_steps,
+                    e.lr,
+                    e.smoothed
+                )
+            });
             if progress::should_stop() {
                 ControlFlow::Break(())
             } else {
@@ -111,6 +121,17 @@ pub fn run(args: &FindArgs, started: Instant) -> Result<u8> {
                 e.lr,
                 e.loss
             ));
+            lines.tick(|| {
+                format!(
+                    "verification: trial {}/{}, lr {:.2e}, step {}/{}, loss {:.4}",
+                    e.trial + 1,
+                    e.trials,
+                    e.lr,
+                    e.step + 1,
+                    e.steps,
+                    e.loss
+                )
+            });
             if progress::should_stop() {
                 ControlFlow::Break(())
             } else {
@@ -172,6 +193,7 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
         .title(title)
         .y_label(y_label)
         .show_rules(show_rules)
+        .max_lr(report.sweep.max_lr)
         .verification(report.verification.as_ref())
         .param_groups(&report.param_groups);
     plot::range_test(out, &figure)?;
@@ -184,16 +206,24 @@ fn warnings(r: &RangeTestReport) -> Vec<String> {
     // Only a suggestion can be pinned: after "no suggestion" the reason says it all.
     if r.analysis.pinned {
         let (upto, reach) = match r.extended_to {
-            Some(to) => (to, format!("{} (extended past --max)", out::num(to))),
+            Some(to) => (to, format!("{to:.3e} (extended past --max)")),
             None => (
                 r.sweep.max_lr,
                 format!("--max {}", out::num(r.sweep.max_lr)),
             ),
         };
-        w.push(format!(
-            "the loss never turned upward up to {reach}: the suggestion is pinned by the range, not by an observed blow-up; widen the range (e.g. --max {}) or pass --extend",
+        let widen = format!(
+            "widen the range (e.g. --max {}) or pass --extend",
             out::num_times_pow10(upto, 2)
-        ));
+        );
+        // Only a suggestion can be pinned; without one the range is simply too narrow.
+        w.push(if r.suggested_lr.is_some() {
+            format!(
+                "the loss never turned upward up to {reach}: the suggestion is pinned by the range, not by an observed blow-up; {widen}"
+            )
+        } else {
+            format!("the loss never turned upward up to {reach}; {widen}")
+        });
     }
     if let Some(edge) = r.analysis.edge {
         let lr = r.analysis.suggestion.as_ref().map_or(0.0, |s| s.lr);
@@ -322,28 +352,22 @@ fn summary(r: &RangeTestReport, args: &FindArgs) -> String {
         })
         .collect();
     let _ = writeln!(s, "  other rules: {}", others.join(", "));
-    let _ = writeln!(
-        s,
-        "  sweep: {} of {} steps, {} → {}, {}",
-        r.curve.lrs.len(),
-        r.sweep.num_steps,
-        // As typed (1.25e-7 stays 1.25e-7), not rounded.
-        out::num(r.sweep.min_lr),
-        out::num(r.sweep.max_lr),
-        r.stop_reason
-    );
+    // Ranges as typed (1.25e-7 stays 1.25e-7), not rounded.
+    let (taken, planned) = (r.curve.lrs.len(), r.sweep.num_steps);
+    let (min, max) = (out::num(r.sweep.min_lr), out::num(r.sweep.max_lr));
+    let steps = match r.extended_to {
+        Some(to) if taken > planned => format!(
+            "{taken} steps: {planned} from {min} to --max {max}, then {} more past it to {to:.3e} (--extend)",
+            taken - planned
+        ),
+        _ => format!("{taken} of {planned} steps, {min} → {max}"),
+    };
+    let _ = writeln!(s, "  sweep: {steps}, {}", r.stop_reason);
     if !r.param_groups.is_empty() {
         let _ = writeln!(s, "  {}", group_lrs(r));
     }
     if let Some(v) = &r.verification {
         s.push_str(&verification_summary(v));
-    }
-    if let Some(to) = r.extended_to {
-        let _ = writeln!(
-            s,
-            "  extended past --max {} to {to:.3e} (--extend)",
-            out::num(r.sweep.max_lr)
-        );
     }
     let _ = writeln!(
         s,

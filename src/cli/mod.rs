@@ -109,20 +109,21 @@ const FIND_EXAMPLES: &str = "\
 
 const TRAIN_EXAMPLES: &str = "\
   lrfind train --use-suggested --epochs 10          At the LR in lrfind.json
-  lrfind train --lr 3e-3 --scheduler 'OneCycleLR(max_lr=0.01)'
+  lrfind train --use-suggested --scheduler 'OneCycleLR()'   One cycle peaking at the suggested LR
   lrfind train --lr 0.1 --optimizer sgd --momentum 0.9 --scheduler 'StepLR(step_size=2, gamma=0.1)'
-  lrfind train --resume runs/RUN --epochs 20        Continue a run (after Ctrl-C, or for more epochs)
+  lrfind train --lr 3e-3 --epochs 2 --out-dir runs/a        Train into a named run directory
+  lrfind train --resume runs/a --epochs 4           Continue it (after Ctrl-C, or for more epochs)
   lrfind train --lr 3e-3 -q --json | jq .final      One JSON object on stdout";
 
 const SCHEDULE_EXAMPLES: &str = "\
-  lrfind schedule 'StepLR(step_size=30, gamma=0.1)' --steps 100
+  lrfind schedule 'StepLR(step_size=30, gamma=0.1)' --steps 100 --out step.png --log-y
   lrfind schedule 'OneCycleLR(max_lr=0.1, total_steps=100)' --steps 100 --out onecycle.png
   lrfind schedule 'CosineAnnealingWarmRestarts(T_0=10, T_mult=2)' --steps 70 --json";
 
 const CHECK_EXAMPLES: &str = "\
   lrfind check --seeds 5                            Is the suggestion stable across seeds?
-  lrfind check --baseline lrfind-check.json --update-baseline   Save a baseline
-  lrfind check --baseline lrfind-check.json         Then fail CI when the LR drifts from it
+  lrfind check --baseline lr-baseline.json --update-baseline   Save a baseline
+  lrfind check --baseline lr-baseline.json --out check.png     Then fail CI when the LR drifts from it
   lrfind check -q --json | jq .suggested_lr";
 
 fn help_tail(examples: &str) -> clap::builder::StyledStr {
@@ -340,9 +341,7 @@ pub fn run(cli: Cli, started: Instant) -> anyhow::Result<u8> {
         Some(Command::Schedule(a)) => schedule::run(a),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Completions(a)) => {
-            let mut buf = Vec::new();
-            clap_complete::generate(a.shell, &mut command(), "lrfind", &mut buf);
-            out::print(&String::from_utf8_lossy(&buf))?;
+            out::print(&completion_script(a.shell))?;
             Ok(EXIT_OK)
         }
         Some(Command::Man(a)) => {
@@ -353,6 +352,40 @@ pub fn run(cli: Cli, started: Instant) -> anyhow::Result<u8> {
             out::print(&String::from_utf8_lossy(&buf))?;
             Ok(EXIT_OK)
         }
+    }
+}
+
+/// The completion script for `shell`. `--data` takes a dataset name or a path, which
+/// clap_complete's static scripts cannot say: bash and fish are told to offer files too.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut command(), "lrfind", &mut buf);
+    let script = String::from_utf8_lossy(&buf).into_owned();
+    let names = args::DATA_NAMES.join(" ");
+    match shell {
+        clap_complete::Shell::Bash => {
+            let only = format!("$(compgen -W \"{names}\" -- \"${{cur}}\")");
+            let both = format!("{only} $(compgen -f -- \"${{cur}}\")");
+            script.replace(
+                &format!("COMPREPLY=({only})"),
+                &format!("COMPREPLY=({both})"),
+            )
+        }
+        clap_complete::Shell::Fish => {
+            script
+                .lines()
+                .map(|l| {
+                    if l.contains(" -l data ") {
+                        l.replacen(" -r -f -a ", " -r -F -a ", 1)
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        }
+        _ => script,
     }
 }
 
@@ -417,7 +450,7 @@ mod tests {
             assert!(parsed.is_ok(), "{line}: {:?}", parsed.err());
             n += 1;
         }
-        assert_eq!(n, 17);
+        assert_eq!(n, 18);
         assert_eq!(
             example_words("  LR=$(lrfind -q --print lr)    For scripts"),
             ["lrfind", "-q", "--print", "lr"]
@@ -429,7 +462,10 @@ mod tests {
                 .iter()
                 .position(|w| w == "--scheduler" || w == "schedule")
             {
-                lrfind::schedule::SchedulerConfig::parse(&words[i + 1]).unwrap();
+                // A OneCycleLR without max_lr gets it from the LR the run trains at.
+                let mut raw = lrfind::schedule::RawConfig::parse(&words[i + 1]).unwrap();
+                raw.fill_max_lr(3e-3);
+                lrfind::schedule::SchedulerConfig::from_raw(raw).unwrap();
             }
         }
     }

@@ -1,7 +1,10 @@
-//! Progress bars on stderr, hidden under `--quiet` or when stderr is not a terminal, and Ctrl-C.
+//! Progress on stderr: a bar on a terminal; on any other stderr (a CI log, a file) a plain
+//! line every few seconds, as cargo and pip do; nothing under `--quiet`. And Ctrl-C.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -53,4 +56,45 @@ pub fn multi(quiet: bool) -> MultiProgress {
     } else {
         ProgressDrawTarget::hidden()
     })
+}
+
+/// Seconds between plain progress lines when stderr is not a terminal.
+const PLAIN_EVERY_S: f64 = 5.0;
+/// Overrides [`PLAIN_EVERY_S`] (seconds, may be 0: every update); for tests and for logs that
+/// want more or fewer lines.
+pub const INTERVAL_ENV: &str = "LRFIND_PROGRESS_INTERVAL";
+
+/// The plain-line side of progress: when stderr is no terminal, one line per interval.
+pub struct Lines {
+    every: Option<Duration>,
+    last: Cell<Instant>,
+}
+
+impl Lines {
+    /// Lines are written when not `quiet` and stderr is not a terminal (the bar shows there).
+    pub fn new(quiet: bool) -> Self {
+        let every = (!quiet && !std::io::stderr().is_terminal()).then(|| {
+            let s = std::env::var(INTERVAL_ENV)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(PLAIN_EVERY_S);
+            Duration::from_secs_f64(s)
+        });
+        Self {
+            every,
+            last: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Writes `line()` to stderr when an interval has passed since the last line (or the
+    /// start); `line` is only called then.
+    pub fn tick(&self, line: impl FnOnce() -> String) {
+        let Some(every) = self.every else { return };
+        let now = Instant::now();
+        if now.duration_since(self.last.get()) >= every {
+            self.last.set(now);
+            super::out::note(&format!("{}\n", line()));
+        }
+    }
 }

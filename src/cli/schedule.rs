@@ -48,6 +48,9 @@ pub struct ScheduleArgs {
     /// Plot the LR (and momentum) against the step (.png or .svg; at most 1000000 steps)
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// --out: a log-scale LR axis (decays like 1e-3 → 1e-4 stay visible; zero LRs are left out)
+    #[arg(long, requires = "out", help_heading = "Output")]
+    pub log_y: bool,
     /// Print JSON {"lr": [[...]], "momentum": [[...]]} instead of a table
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -126,6 +129,7 @@ pub fn run(args: &ScheduleArgs) -> Result<u8> {
                 lr: &trace.lr,
                 momentum: trace.momentum.as_deref().filter(|_| with_momentum),
                 title: config.to_string(),
+                log_y: args.log_y,
             },
         )?;
     }

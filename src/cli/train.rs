@@ -14,7 +14,7 @@ use anyhow::Result;
 use super::invalid;
 use lrfind::plot::PlotFormat;
 use lrfind::report::RangeTestReport;
-use lrfind::schedule::{Interval, SchedulerConfig};
+use lrfind::schedule::{Interval, RawConfig, SchedulerConfig};
 use lrfind::train::{self, EpochMetrics, LrSource, Observer, Outcome, Run, RunDir, TrainConfig};
 
 #[derive(Args, Debug, Clone)]
@@ -73,7 +73,7 @@ pub struct TrainArgs {
     /// When the scheduler steps: step (every batch) or epoch; ReduceLROnPlateau, fed the
     /// validation loss, always per epoch [default: as in PyTorch: step for OneCycleLR and
     /// CyclicLR, epoch for the others]
-    #[arg(long, value_name = "WHEN", value_parser = parse_interval, help_heading = "Training")]
+    #[arg(long, value_name = "WHEN", value_parser = super::args::offer_with(parse_interval, &["step", "epoch"]), hide_possible_values = true, help_heading = "Training")]
     pub schedule_every: Option<Interval>,
     /// Stop early after this many epochs without a lower validation loss
     #[arg(long, value_name = "N", help_heading = "Training")]
@@ -96,6 +96,8 @@ pub struct TrainArgs {
     /// Format of the curves plot: png or svg
     #[arg(
         long,
+        value_parser = super::args::offer(&["png", "svg"]),
+        hide_possible_values = true,
         value_name = "FMT",
         default_value = "png",
         help_heading = "Output"
@@ -119,13 +121,15 @@ fn parse_interval(s: &str) -> std::result::Result<Interval, String> {
     }
 }
 
-fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
+/// The scheduler as given, untyped: the peak LR of a OneCycleLR or CyclicLR may still have to
+/// be filled in (see [`resolve`]).
+fn scheduler_raw(args: &TrainArgs) -> Result<Option<RawConfig>> {
     match (&args.scheduler, &args.scheduler_file) {
-        (Some(spec), _) => Ok(Some(SchedulerConfig::parse(spec)?)),
+        (Some(spec), _) => Ok(Some(RawConfig::parse(spec)?)),
         (None, Some(file)) => {
             let text = lrfind::read::read_settings(file, "a scheduler file")
                 .map_err(|e| invalid(format!("--scheduler-file {e}")))?;
-            Ok(Some(SchedulerConfig::from_json(&text).map_err(|e| {
+            Ok(Some(RawConfig::parse(text.trim_start()).map_err(|e| {
                 invalid(format!("--scheduler-file {}: {e}", file.display()))
             })?))
         }
@@ -133,9 +137,53 @@ fn scheduler(args: &TrainArgs) -> Result<Option<SchedulerConfig>> {
     }
 }
 
+/// `max_lr` as the user wrote it: `0.01`, `[0.01, 0.001]`.
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().map_or(n.to_string(), out::num),
+        other => other.to_string(),
+    }
+}
+
 /// The run's settings from the flags and, with --use-suggested, the report.
+///
+/// A OneCycleLR or CyclicLR sets the LR itself and peaks at its `max_lr`, so the run's LR
+/// comes from exactly one place: `max_lr` is filled from --lr or the suggestion when not
+/// given, and giving it as well as --lr or --use-suggested is refused (one of them would be
+/// silently ignored).
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let epochs = args.epochs.unwrap_or(5);
+    let mut raw = scheduler_raw(args)?;
+    let peaks: Vec<(&'static str, Option<serde_json::Value>)> = raw
+        .as_ref()
+        .map(|r| {
+            r.peak_lrs()
+                .into_iter()
+                .map(|(n, v)| (n, v.cloned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let given_max = peaks
+        .iter()
+        .find_map(|(n, v)| v.as_ref().map(|v| (*n, v.clone())));
+    let conflict = |flag: &str, lr: f64| {
+        given_max.as_ref().map(|(name, v)| {
+            let (given, ignored, peak) = if flag == "--use-suggested" {
+                (
+                    flag.to_string(),
+                    format!("the suggested {lr:.3e}"),
+                    "the suggestion".to_string(),
+                )
+            } else {
+                let lr = out::num(lr);
+                (format!("{flag} {lr}"), flag.to_string(), lr)
+            };
+            invalid(format!(
+                "{given}: {name}(max_lr={}) sets the LR itself (it peaks at max_lr), so {ignored} would be ignored; drop max_lr to peak at {peak}, or drop {flag}",
+                value_text(v),
+            ))
+        })
+    };
     let (setup, lr, source, device) = if args.use_suggested {
         let bad_report = |e: lrfind::Error| {
             let text = e.to_string();
@@ -168,13 +216,15 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
                     .analysis
                     .no_suggestion
                     .as_ref()
-                    .map_or("none".into(), |e| e.to_string())
+                    .map_or("none".into(), |e| super::errors::flags_for_fields(&e.to_string()))
             ))
         })?;
+        if let Some(e) = conflict("--use-suggested", lr) {
+            return Err(e);
+        }
         if report.analysis.pinned {
             out::warn(format!(
-                "the suggestion {} in {} is pinned by --max {}: the loss never turned upward, so this LR is bounded by the range, not measured; rerun the range test with a higher --max or --extend",
-                out::num(lr),
+                "the suggestion {lr:.3e} in {} is pinned by --max {}: the loss never turned upward, so this LR is bounded by the range, not measured; rerun the range test with a higher --max or --extend",
                 args.report.display(),
                 out::num(report.sweep.max_lr)
             ));
@@ -209,6 +259,22 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             "--verify checks a range test's suggestion: it needs --use-suggested (with --lr the LR is yours)",
         ));
     } else if let Some(lr) = args.lr {
+        if let Some(e) = conflict("--lr", lr) {
+            return Err(e);
+        }
+        (
+            args.setup.resolve(None)?,
+            lr,
+            LrSource::Given,
+            args.setup.device(None)?,
+        )
+    } else if let Some((name, v)) = &given_max {
+        // The scheduler's own peak is the run's LR (per group: the first group's).
+        let lr = match v {
+            serde_json::Value::Array(a) => a.first().and_then(serde_json::Value::as_f64),
+            v => v.as_f64(),
+        }
+        .ok_or_else(|| invalid(format!("--scheduler: {name}'s max_lr {v} is not a number")))?;
         (
             args.setup.resolve(None)?,
             lr,
@@ -216,9 +282,25 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             args.setup.device(None)?,
         )
     } else {
-        return Err(invalid(
-            "lrfind train needs --use-suggested (with a report from `lrfind`) or --lr LR",
-        ));
+        let or_peak = match peaks.first() {
+            Some((name, _)) => format!(", or give {name} its max_lr"),
+            None => String::new(),
+        };
+        return Err(invalid(format!(
+            "lrfind train needs --use-suggested (with a report from `lrfind`) or --lr LR{or_peak}"
+        )));
+    };
+    let scheduler = match raw.as_mut() {
+        Some(r) => {
+            r.fill_max_lr(lr);
+            Some(
+                SchedulerConfig::from_raw(r.clone()).map_err(|e| match &args.scheduler_file {
+                    Some(f) => invalid(format!("--scheduler-file {}: {e}", f.display())),
+                    None => e.into(),
+                })?,
+            )
+        }
+        None => None,
     };
     let config = TrainConfig {
         setup,
@@ -226,7 +308,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         lr,
         lr_source: source,
         epochs,
-        scheduler: scheduler(args)?,
+        scheduler,
         schedule_every: args.schedule_every,
         patience: args.patience,
         eval_batch_size: args.eval_batch_size,
@@ -322,12 +404,14 @@ struct Console {
     batch_bar: ProgressBar,
     total_epochs: usize,
     human: Human,
+    /// Plain progress lines when stderr is not a terminal.
+    lines: progress::Lines,
     /// A failure to write an epoch line to stdout (a full disk), raised after the epoch is saved.
     write_error: Option<anyhow::Error>,
 }
 
 impl Observer for Console {
-    fn batch(&mut self, _epoch: usize, batch: usize, batches: usize, loss: f64) -> ControlFlow<()> {
+    fn batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f64) -> ControlFlow<()> {
         if batch == 0 {
             self.batch_bar.set_length(batches as u64);
             self.batch_bar.set_position(0);
@@ -337,6 +421,14 @@ impl Observer for Console {
         if batch.is_multiple_of(16) {
             self.batch_bar.set_message(format!("loss {loss:.4}"));
         }
+        let total = self.total_epochs;
+        self.lines.tick(|| {
+            format!(
+                "train: epoch {}/{total}, batch {}/{batches}, loss {loss:.4}",
+                epoch + 1,
+                batch + 1
+            )
+        });
         if progress::should_stop() || self.write_error.is_some() {
             ControlFlow::Break(())
         } else {
@@ -447,11 +539,21 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
                 return Err(e.into());
             }
             human.say(&format!(
-                "training {} on {} with {} at lr {} for {} epoch(s) → {}\n",
+                "training {} on {} with {}, {}{}{}, {} epoch(s) → {}\n",
                 run.config.setup.model.name(),
                 run.config.setup.data.name(),
                 run.config.setup.optimizer.name(),
-                out::num(run.config.lr),
+                run.config.lr_label(),
+                match &run.config.lr_source {
+                    LrSource::Suggested { report, rule } =>
+                        format!(", suggested by the {rule} rule in {report}"),
+                    LrSource::Given => String::new(),
+                },
+                run.config
+                    .scheduler
+                    .as_ref()
+                    .map(|s| format!(", {}", s.to_short_string()))
+                    .unwrap_or_default(),
                 run.config.epochs,
                 dir.path.display()
             ))?;
@@ -479,6 +581,7 @@ pub fn run(args: &TrainArgs) -> Result<u8> {
         batch_bar,
         total_epochs,
         human,
+        lines: progress::Lines::new(args.quiet),
         write_error: None,
     };
     let outcome = run.train(&mut obs);

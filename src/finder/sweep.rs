@@ -189,11 +189,15 @@ impl std::fmt::Display for StopReason {
                 best,
             } => write!(
                 f,
-                "diverged at step {step}: smoothed loss {smoothed:.4} is {} the best ({best:.4})",
+                "diverged at step {}: smoothed loss {smoothed:.4} is {} the best ({best:.4})",
+                step + 1,
                 ratio(smoothed / best)
             ),
-            StopReason::NonFiniteLoss { step } => write!(f, "loss became NaN/inf at step {step}"),
-            StopReason::Interrupted { step } => write!(f, "interrupted after step {step}"),
+            // Counted from 1 like "84 of 100 steps" (the `step` fields are 0-based indices).
+            StopReason::NonFiniteLoss { step } => {
+                write!(f, "loss became NaN/inf at step {}", step + 1)
+            }
+            StopReason::Interrupted { step } => write!(f, "interrupted after step {}", step + 1),
         }
     }
 }

@@ -44,8 +44,27 @@ pub struct CurvesPlot<'a> {
     /// `(epoch position, LR)` of every optimizer step when the LR changes within epochs
     /// (step `j` of `n` in epoch `e` at `e - 1 + j / n`); empty to draw `lr` per epoch.
     pub step_lr: &'a [(f64, f64)],
+    /// The training loss through each epoch, `(epoch position, loss)` (batch `j` of `n` in
+    /// epoch `e` near `e - 1 + j / n`), already smoothed; drawn as a thin line under the
+    /// per-epoch means. Empty for none.
+    pub train_trace: &'a [(f64, f64)],
+    /// The epoch with the lowest held-out loss, marked on the loss panel.
+    pub best_epoch: Option<usize>,
     /// Usually the model, data, optimizer, LR and scheduler.
     pub title: String,
+}
+
+impl CurvesPlot<'_> {
+    /// Whether the LR changed during the run; a constant LR gets no panel (the title says it).
+    fn lr_varies(&self) -> bool {
+        let values = self
+            .lr
+            .iter()
+            .chain(self.step_lr.iter().map(|p| &p.1))
+            .copied()
+            .filter(|v| v.is_finite());
+        finite_span(values).is_some_and(|(lo, hi)| hi > lo * (1.0 + 1e-12))
+    }
 }
 
 /// Writes the curves figure to `path` (`.png` or `.svg`, by extension).
@@ -60,7 +79,7 @@ pub fn curves_svg(plot: &CurvesPlot) -> Result<String, PlotError> {
 
 impl Figure for CurvesPlot<'_> {
     fn size(&self) -> (u32, u32) {
-        (900, 900)
+        (900, if self.lr_varies() { 900 } else { 660 })
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Layout, PlotError> {
@@ -89,11 +108,24 @@ fn draw<DB: DrawingBackend>(
     let Some((e_lo, e_hi)) = finite_span(p.epochs.iter().map(|&e| e as f64)) else {
         return style::empty(root, &p.title, "no finished epoch to plot");
     };
-    // From the start of the first epoch shown, with room for the last epoch's dot.
-    let x = Axis::integer(e_lo - 1.0, e_hi + 0.04 * (e_hi - e_lo + 1.0));
+    let trace: Vec<(f64, f64)> = p
+        .train_trace
+        .iter()
+        .copied()
+        .filter(|(e, v)| e.is_finite() && v.is_finite())
+        .collect();
+    let lr_varies = p.lr_varies();
+    // Epoch e's dot sits at its end. From where something is drawn: the start of the first
+    // epoch when the trace or the LR fills it, else half an epoch before the first dot.
+    let from = if trace.is_empty() && !lr_varies {
+        e_lo - 0.5
+    } else {
+        e_lo - 1.0
+    };
+    let x = Axis::integer(from, e_hi + 0.04 * (e_hi - from));
     let mut layout = Layout::default();
     let area = style::titled(root, &p.title, &mut layout)?;
-    let panels = area.split_evenly((3, 1));
+    let panels = area.split_evenly((if lr_varies { 3 } else { 2 }, 1));
     let split = p.eval_split.trim();
     let split = if split.is_empty() { "held-out" } else { split };
 
@@ -103,18 +135,44 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .chain(p.eval_loss)
         .copied()
+        .chain(trace.iter().map(|t| t.1))
         .filter(|v| v.is_finite());
     if let Some((lo, hi)) = finite_span(losses) {
         let (lo, hi) = padded(lo, hi, 0.08);
         let y = Axis::linear(lo.max(0.0), hi);
         let orange = style::series_color(1);
+        let mut series = Vec::new();
+        let mut entries = Vec::new();
+        if !trace.is_empty() {
+            let faint = style::BLUE.mix(0.5).stroke_width(1);
+            series.push(Series {
+                points: trace.iter().map(|&(e, v)| Some((e, y.coord(v)?))).collect(),
+                style: faint,
+                dots: None,
+            });
+            entries.push((Mark::Line(faint), "train loss (through the epoch)".into()));
+        }
         let train = epoch_series(&y, p.epochs, p.train_loss, style::BLUE);
         let eval = epoch_series(&y, p.epochs, p.eval_loss, orange);
-        let legend = Boxed::Legend(vec![
-            (Mark::LineDot(train.style), "train loss".into()),
-            (Mark::LineDot(eval.style), format!("{split} loss")),
-        ]);
-        let framed = style::framed(
+        entries.push((Mark::LineDot(train.style), "train loss (epoch mean)".into()));
+        entries.push((Mark::LineDot(eval.style), format!("{split} loss")));
+        series.extend([train, eval]);
+        // The best epoch: a ring on its held-out loss.
+        let best = p.best_epoch.and_then(|b| {
+            let i = p.epochs.iter().position(|&e| e == b)?;
+            let v = p.eval_loss.get(i).copied().filter(|v| v.is_finite())?;
+            Some((b as f64, y.coord(v)?, v))
+        });
+        let green = style::series_color(2);
+        if let Some((e, _, v)) = best {
+            entries.push((
+                Mark::Dot(green, 7, true),
+                format!("best: epoch {e} ({split} loss {v:.4})"),
+            ));
+        }
+        let avoid: Vec<Vec<Option<(f64, f64)>>> =
+            best.iter().map(|&(e, c, _)| vec![Some((e, c))]).collect();
+        let mut framed = style::framed(
             &panels[0],
             &Panel {
                 x: &x,
@@ -122,10 +180,14 @@ fn draw<DB: DrawingBackend>(
                 x_desc: None,
                 y_desc: "loss",
             },
-            &[train, eval],
-            &[],
-            vec![legend],
+            &series,
+            &avoid,
+            vec![Boxed::Legend(entries)],
         )?;
+        if let Some((e, c, _)) = best.filter(|b| framed.y.contains(b.1)) {
+            style::highlight(&mut framed.chart, (e, c), 7, green)?;
+            style::highlight(&mut framed.chart, (e, c), 4, orange)?;
+        }
         layout.panels.push(framed.finish()?);
     }
 
@@ -147,7 +209,8 @@ fn draw<DB: DrawingBackend>(
             &Panel {
                 x: &x,
                 y: &y,
-                x_desc: None,
+                // The bottom panel when a constant LR has none.
+                x_desc: (!lr_varies).then_some("epoch"),
                 y_desc: &desc,
             },
             &[epoch_series(&y, p.epochs, &acc, style::series_color(2))],
@@ -184,7 +247,8 @@ fn draw<DB: DrawingBackend>(
     } else {
         &per_step
     };
-    if let Some((lo, hi)) = finite_span(pts.iter().map(|p| p.1)) {
+    let lr_span = finite_span(pts.iter().map(|p| p.1)).filter(|_| lr_varies);
+    if let Some((lo, hi)) = lr_span {
         let log = hi / lo > 10.0;
         let y = if log {
             Axis::log(lo / 1.3, hi * 1.3)
@@ -234,6 +298,8 @@ mod tests {
             eval_split: "test".into(),
             lr,
             step_lr,
+            train_trace: &[],
+            best_epoch: None,
             title: "mlp on mnist, adam at 1e-2, StepLR(step_size=1, gamma=0.1)".into(),
         }
     }
@@ -258,7 +324,7 @@ mod tests {
         assert_eq!(legends.len(), 1);
         let loss = &layout.panels[0];
         let l = loss.legend().unwrap();
-        assert_eq!(l.lines, ["train loss", "test loss"]);
+        assert_eq!(l.lines, ["train loss (epoch mean)", "test loss"]);
         assert_eq!(loss.data.iter().filter(|p| l.rect.contains(**p)).count(), 0);
         // A later real validation split just changes the labels.
         let mut v = plot(&[], &[0.1, 0.1, 0.1]);
@@ -266,8 +332,9 @@ mod tests {
         let svg = curves_svg(&v).unwrap();
         assert!(svg.contains("validation loss") && svg.contains("validation accuracy (%)"));
         assert!(!svg.contains("test loss"));
-        // A flat LR is on a linear axis, and says nothing about a log scale.
-        assert!(svg.contains("\nlearning rate\n") && !svg.contains("log scale"));
+        // A constant LR gets no panel (the title gives it); the x axis is named below accuracy.
+        assert!(!svg.contains("learning rate"));
+        assert!(svg.contains("\nepoch\n"));
 
         let one = curves_svg(&CurvesPlot {
             epochs: &[1],
@@ -278,6 +345,8 @@ mod tests {
             eval_split: "test".into(),
             lr: &[0.1],
             step_lr: &[],
+            train_trace: &[],
+            best_epoch: Some(1),
             title: "one".into(),
         })
         .unwrap();
@@ -291,6 +360,8 @@ mod tests {
             eval_split: String::new(),
             lr: &[],
             step_lr: &[],
+            train_trace: &[],
+            best_epoch: None,
             title: "none".into()
         })
         .unwrap()
@@ -331,5 +402,44 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_trace_fills_each_epoch_and_the_best_epoch_is_marked() {
+        // Three epochs of 10 trace points each, falling; the best held-out loss at epoch 2.
+        let trace: Vec<(f64, f64)> = (0..30)
+            .map(|i| {
+                (
+                    (i as f64 + 0.5) / 10.0,
+                    0.8 * (-(i as f64) / 12.0).exp() + 0.05,
+                )
+            })
+            .collect();
+        let mut p = plot(&[], &[0.1, 0.1, 0.1]);
+        p.train_trace = &trace;
+        p.best_epoch = Some(2);
+        let (svg, layout) = render_svg(&p).unwrap();
+        // Two panels: no LR panel for a constant LR.
+        assert_eq!(layout.panels.len(), 2);
+        let loss = &layout.panels[0];
+        let legend = loss.legend().unwrap();
+        assert!(legend
+            .lines
+            .contains(&"train loss (through the epoch)".to_string()));
+        assert!(legend
+            .lines
+            .contains(&"best: epoch 2 (test loss 0.2000)".to_string()));
+        // The trace is drawn from the first epoch's start: pixels near the left edge.
+        let min_x = loss.data.iter().map(|q| q.0).min().unwrap();
+        assert!(min_x <= loss.plot.x0 + loss.plot.width() / 20);
+        // The best epoch's ring: a green circle of radius 7 (white ring 9).
+        assert!(svg.contains("r=\"7\"") && svg.contains("fill=\"#2CA02C\""));
+        assert_eq!(
+            loss.data
+                .iter()
+                .filter(|q| legend.rect.contains(**q))
+                .count(),
+            0
+        );
     }
 }

@@ -70,6 +70,7 @@ pub(crate) struct Placed {
 pub(crate) struct PanelLayout {
     /// The plotting area (inside the axes).
     pub plot: Rect,
+    pub x: Axis,
     pub y: Axis,
     pub y_desc: String,
     /// Pixels along every data series drawn (sampled every couple of pixels).

@@ -9,11 +9,11 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::layout::{wrap, Layout};
-use super::output::{save, to_svg, Figure};
+use super::output::{draw_err, save, to_svg, Figure};
 use super::scale::{finite_span, interpolate, loss_view, Axis};
 use super::style::{self, Boxed, Mark, Panel, Series};
 use super::{format, PlotError};
-use crate::finder::{Analysis, Curve, NoSuggestion, Rule, Suggestion, Verification};
+use crate::finder::{Analysis, Curve, NoSuggestion, Rule, StopReason, Suggestion, Verification};
 
 /// Loss vs LR of an LR range test: the measured [`Curve`] and what
 /// [`analyse`](crate::finder::analyse) made of it.
@@ -37,6 +37,7 @@ pub struct RangeTestPlot<'a> {
     verification: Option<&'a Verification>,
     /// The param-groups note (`range_test_groups.rs`); empty for one group.
     pub(super) groups_note: Vec<String>,
+    max_lr: Option<f64>,
 }
 
 impl<'a> RangeTestPlot<'a> {
@@ -50,7 +51,15 @@ impl<'a> RangeTestPlot<'a> {
             show_rules: false,
             verification: None,
             groups_note: Vec::new(),
+            max_lr: None,
         }
+    }
+
+    /// The sweep's configured `max_lr`, so the figure can say whether the sweep stopped at it
+    /// or climbed past it (`extend`); without it the stop is marked at the last LR tried.
+    pub fn max_lr(mut self, max_lr: f64) -> Self {
+        self.max_lr = Some(max_lr).filter(|v| v.is_finite() && *v > 0.0);
+        self
     }
 
     /// Replaces the title (wrapped to the figure's width when long).
@@ -198,6 +207,84 @@ fn warnings(plot: &RangeTestPlot, max_chars: f64) -> Vec<String> {
     wrap(&text, style::NOTE_SIZE, false, max_chars, 5)
 }
 
+/// Where the sweep stopped (its LR) and why, as the legend says it.
+fn stop_mark(plot: &RangeTestPlot) -> Option<(f64, String)> {
+    let lrs = &plot.curve.lrs;
+    let last = *lrs.last().filter(|v| v.is_finite() && **v > 0.0)?;
+    let at = |step: usize| lrs.get(step).copied().filter(|v| v.is_finite() && *v > 0.0);
+    let past = plot
+        .max_lr
+        .filter(|m| last > m * (1.0 + 1e-9))
+        .map(|m| format!(", extended past max_lr {}", format::lr(m)))
+        .unwrap_or_default();
+    Some(match plot.curve.stop {
+        StopReason::Diverged { step, .. } => {
+            let lr = at(step).unwrap_or(last);
+            (
+                lr,
+                format!(
+                    "stop: diverged at step {} ({}){past}",
+                    step + 1,
+                    format::lr(lr)
+                ),
+            )
+        }
+        StopReason::NonFiniteLoss { step } => {
+            let lr = at(step).unwrap_or(last);
+            (
+                lr,
+                format!(
+                    "stop: loss NaN/inf at step {} ({}){past}",
+                    step + 1,
+                    format::lr(lr)
+                ),
+            )
+        }
+        StopReason::Interrupted { step } => {
+            let lr = at(step).unwrap_or(last);
+            (
+                lr,
+                format!("stop: interrupted after step {}{past}", step + 1),
+            )
+        }
+        StopReason::Completed => match plot.max_lr {
+            Some(m) if last > m * (1.0 + 1e-9) => (
+                last,
+                format!(
+                    "stop: extended past max_lr {} to {}",
+                    format::lr(m),
+                    format::lr(last)
+                ),
+            ),
+            Some(m) => (last, format!("stop: reached max_lr {}", format::lr(m))),
+            None => (
+                last,
+                format!("stop: end of the range ({})", format::lr(last)),
+            ),
+        },
+    })
+}
+
+/// Marker radii for suggestions drawn in `order` at `points`: where several sit on the same
+/// spot (rules that agree), each one drawn earlier is a ring around the later ones, so every
+/// rule stays visible. `base` is each one's own radius.
+fn ring_radii(points: &[Option<(f64, f64)>], base: &[u32], x_span: f64, y_span: f64) -> Vec<u32> {
+    let same = |a: (f64, f64), b: (f64, f64)| {
+        (a.0 - b.0).abs() <= 0.004 * x_span && (a.1 - b.1).abs() <= 0.008 * y_span
+    };
+    let mut radii = base.to_vec();
+    for i in (0..points.len()).rev() {
+        let Some(p) = points[i] else { continue };
+        for j in i + 1..points.len() {
+            if points[j].is_some_and(|q| same(p, q)) {
+                // Past the later marker and its white ring, with a band of its own colour.
+                radii[i] = radii[i].max(radii[j] + 2 + 3);
+            }
+        }
+    }
+    radii
+}
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     plot: &RangeTestPlot,
@@ -225,12 +312,15 @@ fn draw<DB: DrawingBackend>(
         chosen.into_iter().collect()
     };
 
+    let stop = stop_mark(plot);
     let all_lrs = main
         .iter()
         .chain(&faint)
         .flatten()
         .map(|p| p.0)
         .chain(shown.iter().map(|s| s.lr))
+        .chain(stop.as_ref().map(|s| s.0))
+        .chain(plot.max_lr)
         .chain(
             plot.trials()
                 .into_iter()
@@ -329,6 +419,42 @@ fn draw<DB: DrawingBackend>(
         }
         avoid.extend(shown.iter().filter_map(|&s| at(s)).map(|p| vec![Some(p)]));
     }
+    // Where and why the sweep stopped; past max_lr (extend), max_lr itself too.
+    let stop_style = style::MUTED.stroke_width(2);
+    let extended = plot
+        .max_lr
+        .zip(stop.as_ref())
+        .filter(|(m, s)| s.0 > m * (1.0 + 1e-9))
+        .map(|(m, _)| m);
+    if let Some((lr, text)) = &stop {
+        entries.push((Mark::Line(stop_style), text.clone()));
+        if let Some(xc) = x.coord(*lr) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    if let Some(m) = extended {
+        entries.push((
+            Mark::Dashed(style::MUTED.stroke_width(1)),
+            format!("max_lr {}", format::lr(m)),
+        ));
+        if let Some(xc) = x.coord(m) {
+            avoid.push(style::vline_path(xc));
+        }
+    }
+    // The markers themselves, not only their guide lines, must stay clear of the boxes.
+    avoid.extend(shown.iter().filter_map(|&s| at(s)).map(|p| {
+        let (dx, dy) = (
+            0.01 * (x.range().1 - x.range().0),
+            0.02 * (y.range().1 - y.range().0),
+        );
+        vec![
+            Some((p.0 - dx, p.1)),
+            Some((p.0 + dx, p.1)),
+            None,
+            Some((p.0, p.1 - dy)),
+            Some((p.0, p.1 + dy)),
+        ]
+    }));
     let mut boxes = vec![Boxed::Legend(entries)];
     let notes = warnings(plot, 380.0);
     if !notes.is_empty() {
@@ -350,22 +476,48 @@ fn draw<DB: DrawingBackend>(
         boxes,
     )?;
     let y = framed.y.clone();
+    let (y0, y1) = y.range();
+    if let Some(xc) = stop.as_ref().and_then(|s| x.coord(s.0)) {
+        framed
+            .chart
+            .draw_series(LineSeries::new(vec![(xc, y0), (xc, y1)], stop_style))
+            .map_err(draw_err)?;
+    }
+    if let Some(xc) = extended.and_then(|m| x.coord(m)) {
+        style::vline(&mut framed.chart, &y, xc, style::MUTED.stroke_width(1))?;
+    }
     if let Some(c) = chosen {
         if let Some(xc) = x.coord(c.lr) {
             style::vline(&mut framed.chart, &y, xc, red)?;
         }
     }
-    // Other rules under the chosen one, so the emphasised marker stays on top.
-    for &s in shown.iter().filter(|&&s| Some(s) != chosen) {
-        if let Some(p) = at(s).filter(|p| y.contains(p.1) && x.contains(p.0)) {
-            style::highlight(&mut framed.chart, p, 5, rule_color(s.rule))?;
+    // Other rules under the chosen one, so the emphasised marker stays on top; rules that
+    // agree are rings around each other.
+    let order: Vec<&Suggestion> = shown
+        .iter()
+        .copied()
+        .filter(|&s| Some(s) != chosen)
+        .chain(chosen)
+        .collect();
+    let points: Vec<Option<(f64, f64)>> = order
+        .iter()
+        .map(|&s| at(s).filter(|p| y.contains(p.1) && x.contains(p.0)))
+        .collect();
+    let base: Vec<u32> = order
+        .iter()
+        .map(|&s| if Some(s) == chosen { 7 } else { 5 })
+        .collect();
+    let (xa, xb) = x.range();
+    let radii = ring_radii(&points, &base, xb - xa, y1 - y0);
+    for ((&s, p), r) in order.iter().zip(&points).zip(radii) {
+        if let Some(p) = p {
+            let color = if Some(s) == chosen {
+                style::RED
+            } else {
+                rule_color(s.rule)
+            };
+            style::highlight(&mut framed.chart, *p, r, color)?;
         }
-    }
-    if let Some(p) = chosen
-        .and_then(at)
-        .filter(|p| y.contains(p.1) && x.contains(p.0))
-    {
-        style::highlight(&mut framed.chart, p, 7, style::RED)?;
     }
     layout.panels.push(framed.finish()?);
     if let (Some(v), Some(below)) = (plot.trials(), below) {
@@ -819,5 +971,148 @@ mod tests {
         let c = curve_of(vec![], vec![], StopReason::Completed, 0);
         let svg = range_test_svg(&RangeTestPlot::new(&c, &analysis(&c))).unwrap();
         assert!(svg.contains("no finite loss values"));
+    }
+
+    #[test]
+    fn the_stop_is_marked_with_its_reason() {
+        // Diverged: the sweep() curve stops with a NaN; mark a divergence at step 100.
+        let mut c = sweep();
+        c.stop = StopReason::Diverged {
+            step: 99,
+            smoothed: 9.0,
+            best: 1.0,
+        };
+        let a = analysis(&c);
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &a).max_lr(10.0)).unwrap();
+        let at = format::lr(c.lrs[99]);
+        assert!(
+            svg.contains(&format!("stop: diverged at step 100 ({at})")),
+            "{at}"
+        );
+        // Completed at max_lr, and past it with extend (max_lr then gets its own guide).
+        let lrs: Vec<f64> = (0..100)
+            .map(|i| 1e-6 * 10f64.powf(i as f64 / 24.75))
+            .collect();
+        let falling: Vec<f64> = (0..100).map(|i| 2.3 - 0.015 * i as f64).collect();
+        let c = curve_of(lrs, falling, StopReason::Completed, 100);
+        let a = analysis(&c);
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &a).max_lr(1e-2)).unwrap();
+        assert!(svg.contains("stop: reached max_lr 1e-2"));
+        assert!(!svg.contains("extended"));
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &a).max_lr(1e-3)).unwrap();
+        assert!(
+            svg.contains("stop: extended past max_lr 1e-3 to 1e-2"),
+            "no extend"
+        );
+        assert!(svg.contains(">\nmax_lr 1e-3\n<") || svg.contains("max_lr 1e-3\n"));
+        // The stop line is a grey vertical line at the last LR.
+        let grey = "stroke=\"#6E6E6E\"";
+        assert!(svg
+            .lines()
+            .any(|l| l.contains("<polyline") && l.contains(grey)));
+    }
+
+    /// The boxes keep clear of the suggestion's guide line and the stop line on a pinned curve
+    /// whose loss view is far from zero (guide lines used to be clipped to y = 0, off the view,
+    /// so a legend could sit on them).
+    #[test]
+    fn boxes_keep_clear_of_the_guide_lines() {
+        let lrs: Vec<f64> = (0..100)
+            .map(|i| 1e-4 * 10f64.powf(i as f64 * 3.5 / 99.0))
+            .collect();
+        let losses: Vec<f64> = lrs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                2.31 - 0.25 * (l / 0.3).powf(0.8)
+                    + 0.01 * ((i as f64 * 12.9898).sin() * 43758.5453).fract()
+            })
+            .collect();
+        let c = curve_of(lrs, losses, StopReason::Completed, 100);
+        let a = analysis(&c);
+        assert!(a.pinned_by_max && a.suggestion.is_some(), "{a:?}");
+        let (_, layout) = render_svg(&RangeTestPlot::new(&c, &a).max_lr(0.3164)).unwrap();
+        let panel = &layout.panels[0];
+        let canvas = super::super::layout::Rect::new(0, 0, 900, 600);
+        assert!(panel.data.iter().all(|p| canvas.contains(*p)));
+        let (xa, xb) = panel.x.range();
+        let px = |lr: f64| {
+            let t = (panel.x.coord(lr).unwrap() - xa) / (xb - xa);
+            panel.plot.x0 + (t * f64::from(panel.plot.width())).round() as i32
+        };
+        let guides = [
+            px(a.suggestion.as_ref().unwrap().lr),
+            px(*c.lrs.last().unwrap()),
+        ];
+        assert_eq!(panel.boxes.len(), 2);
+        for b in &panel.boxes {
+            for g in guides {
+                assert!(
+                    g < b.rect.x0 - 2 || g > b.rect.x1 + 2,
+                    "box {:?} covers the guide at x = {g}",
+                    b.rect
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rules_that_agree_are_rings_around_each_other() {
+        let c = sweep();
+        let mut a = analysis(&c);
+        // Give steep the chosen rule's LR, and slide valley's.
+        let pick = |a: &Analysis, r: Rule| {
+            a.rules
+                .iter()
+                .find(|o| o.rule == r)
+                .and_then(|o| o.suggestion.clone())
+                .unwrap()
+        };
+        let chosen = a.suggestion.clone().unwrap();
+        let valley = pick(&a, Rule::Valley);
+        for o in &mut a.rules {
+            let same_as = match o.rule {
+                Rule::Steep => &chosen,
+                Rule::Slide => &valley,
+                _ => continue,
+            };
+            o.suggestion = Some(Suggestion {
+                rule: o.rule,
+                ..same_as.clone()
+            });
+        }
+        let svg = range_test_svg(&RangeTestPlot::new(&c, &a).show_rules(true)).unwrap();
+        // (cx, cy, r) of the filled circles in `color`.
+        let circles = |c: RGBColor| -> Vec<(String, String, u32)> {
+            let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+            svg.lines()
+                .filter(|l| l.contains("<circle") && l.contains(&fill))
+                .filter_map(|l| {
+                    let attr = |k: &str| {
+                        l.split(&format!(" {k}=\""))
+                            .nth(1)?
+                            .split('"')
+                            .next()
+                            .map(str::to_string)
+                    };
+                    Some((attr("cx")?, attr("cy")?, attr("r")?.parse().ok()?))
+                })
+                .collect()
+        };
+        for (under, over) in [
+            (rule_color(Rule::Steep), style::RED),
+            (rule_color(Rule::Valley), rule_color(Rule::Slide)),
+        ] {
+            let top = circles(over);
+            let ring = circles(under);
+            let overlap = ring.iter().find_map(|r| {
+                top.iter()
+                    .find(|t| t.0 == r.0 && t.1 == r.1)
+                    .map(|t| (r.2, t.2))
+            });
+            // Drawn first and larger than the later marker plus its white ring.
+            let (r_under, r_over) = overlap.expect("markers at the same spot");
+            assert!(r_under > r_over + 2, "{r_under} vs {r_over}");
+        }
     }
 }

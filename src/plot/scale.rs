@@ -393,6 +393,20 @@ type Clipped = ((f64, f64), (f64, f64), bool, bool);
 /// Liang–Barsky clipping of one segment; also says whether each end was moved.
 fn clip_segment(a: (f64, f64), b: (f64, f64), x: (f64, f64), y: (f64, f64)) -> Option<Clipped> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    // Vertical and horizontal segments (guide lines from -1e300 to 1e300) are clamped
+    // exactly: `a + t·d` would cancel to 0 at such magnitudes.
+    if dx == 0.0 || dy == 0.0 {
+        let inside = |v: f64, r: (f64, f64)| v >= r.0 && v <= r.1;
+        let (lo, hi) = (a.0.min(b.0).max(x.0), a.0.max(b.0).min(x.1));
+        let (ylo, yhi) = (a.1.min(b.1).max(y.0), a.1.max(b.1).min(y.1));
+        if lo > hi || ylo > yhi {
+            return None;
+        }
+        let clamp = |p: (f64, f64)| (p.0.clamp(lo, hi), p.1.clamp(ylo, yhi));
+        let (ca, cb) = (clamp(a), clamp(b));
+        let moved = |p: (f64, f64)| !(inside(p.0, x) && inside(p.1, y));
+        return Some((ca, cb, moved(a), moved(b)));
+    }
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
     for (p, q) in [
         (-dx, a.0 - x.0),
@@ -538,6 +552,29 @@ mod tests {
         assert!(lo < 1.0 && hi > 1.0);
         let (lo, hi) = loss_view(&[vec![]], &[3.0, 2.0]).unwrap();
         assert!(lo < 2.0 && hi > 3.0);
+    }
+
+    #[test]
+    fn guide_lines_of_huge_extent_clip_exactly() {
+        // A vertical guide as vline_path makes it: from -1e300 to 1e300.
+        let runs = clip(
+            &[Some((0.5, -1e300)), Some((0.5, 1e300))],
+            (0.0, 1.0),
+            (2.0, 2.3),
+        );
+        assert_eq!(runs, [vec![(0.5, 2.0), (0.5, 2.3)]]);
+        let runs = clip(
+            &[Some((-1e300, 2.1)), Some((1e300, 2.1))],
+            (0.0, 1.0),
+            (2.0, 2.3),
+        );
+        assert_eq!(runs, [vec![(0.0, 2.1), (1.0, 2.1)]]);
+        assert!(clip(
+            &[Some((1.5, -1e300)), Some((1.5, 1e300))],
+            (0.0, 1.0),
+            (2.0, 2.3)
+        )
+        .is_empty());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct SchedulePlot<'a> {
     pub momentum: Option<&'a [Vec<f64>]>,
     /// Usually the scheduler's spec; wrapped onto more lines when too long for the width.
     pub title: String,
+    /// A log-scale LR axis, so 1e-3 and 1e-4 stay apart (zero LRs are then left out).
+    pub log_y: bool,
 }
 
 /// Writes the schedule figure to `path` (`.png` or `.svg`, by extension).
@@ -43,6 +45,25 @@ impl Figure for SchedulePlot<'_> {
     }
 }
 
+/// A group's values as the optimizer sees them: row `i`'s value holds from step `i` until step
+/// `i + 1` replaces it, so the line is a staircase (StepLR's drops are vertical, not slanted).
+/// Equal neighbours share one horizontal run, with no repeated corners (a zero-length segment
+/// makes a notch in a thick plotters line); a value off the axis (zero on a log axis) is a gap.
+fn staircase(y: &Axis, values: impl Iterator<Item = Option<f64>>) -> Vec<Option<(f64, f64)>> {
+    let mut out: Vec<Option<(f64, f64)>> = Vec::new();
+    for (i, v) in values.enumerate() {
+        let (x0, x1) = (i as f64, i as f64 + 1.0);
+        match v.and_then(|v| y.coord(v)) {
+            None => out.push(None),
+            Some(c) => match out.last_mut() {
+                Some(Some(last)) if last.1 == c => last.0 = x1,
+                _ => out.extend([Some((x0, c)), Some((x1, c))]),
+            },
+        }
+    }
+    out
+}
+
 /// One series per param group, and the legend naming them; a single group needs no legend
 /// (the y axis says what the line is).
 fn group_lines(y: &Axis, rows: &[Vec<f64>], what: &str) -> (Vec<Series>, Vec<Boxed>) {
@@ -50,11 +71,7 @@ fn group_lines(y: &Axis, rows: &[Vec<f64>], what: &str) -> (Vec<Series>, Vec<Box
     let mut series = Vec::new();
     let mut entries = Vec::new();
     for g in 0..groups {
-        let points: Vec<Option<(f64, f64)>> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| r.get(g).and_then(|&v| y.coord(v)).map(|c| (i as f64, c)))
-            .collect();
+        let points = staircase(y, rows.iter().map(|r| r.get(g).copied()));
         let style = style::series_color(g).stroke_width(2);
         entries.push((Mark::Line(style), format!("{what}, group {g}")));
         series.push(Series {
@@ -78,7 +95,8 @@ fn draw<DB: DrawingBackend>(
     let Some((lo, hi)) = finite_span(p.lr.iter().flatten().copied()) else {
         return style::empty(root, &p.title, "no learning rates to plot");
     };
-    let x = Axis::integer(0.0, (p.lr.len().max(2) - 1) as f64);
+    // Row i holds from step i to i + 1: the axis ends where the last row's step does.
+    let x = Axis::integer(0.0, p.lr.len().max(1) as f64);
     let mut layout = Layout::default();
     let area = style::titled(root, &p.title, &mut layout)?;
     let (top, bottom) = match p.momentum {
@@ -88,9 +106,18 @@ fn draw<DB: DrawingBackend>(
         }
         None => (area, None),
     };
-    // From zero (LRs are never negative), with a little room above the peak.
-    let (ylo, yhi) = padded(lo.min(0.0), hi, 0.05);
-    let y = Axis::linear(if lo >= 0.0 { ylo.max(0.0) } else { ylo }, yhi);
+    let positive = finite_span(p.lr.iter().flatten().copied().filter(|v| *v > 0.0));
+    let (y, y_desc) = match (p.log_y, positive) {
+        (true, Some((plo, phi))) => (Axis::log(plo / 1.5, phi * 1.5), "learning rate (log scale)"),
+        _ => {
+            // From zero (LRs are never negative), with a little room above the peak.
+            let (ylo, yhi) = padded(lo.min(0.0), hi, 0.05);
+            (
+                Axis::linear(if lo >= 0.0 { ylo.max(0.0) } else { ylo }, yhi),
+                "learning rate",
+            )
+        }
+    };
     let (series, boxes) = group_lines(&y, p.lr, "lr");
     let framed = style::framed(
         &top,
@@ -98,7 +125,7 @@ fn draw<DB: DrawingBackend>(
             x: &x,
             y: &y,
             x_desc: bottom.is_none().then_some("step"),
-            y_desc: "learning rate",
+            y_desc,
         },
         &series,
         &[],
@@ -158,6 +185,7 @@ mod tests {
             lr: &lr,
             momentum: None,
             title: spec.into(),
+            log_y: false,
         };
         let (svg, layout) = render_svg(&plot).unwrap();
         let canvas = Rect::new(0, 0, 900, 520);
@@ -178,6 +206,7 @@ mod tests {
             lr: &lr,
             momentum: None,
             title: "CosineAnnealingWarmRestarts(T_0=10, T_mult=2)".into(),
+            log_y: false,
         })
         .unwrap();
         assert!(layout.panels[0].boxes.is_empty());
@@ -192,6 +221,7 @@ mod tests {
             lr: &two,
             momentum: None,
             title: "x".into(),
+            log_y: false,
         })
         .unwrap();
         let panel = &layout.panels[0];
@@ -215,6 +245,7 @@ mod tests {
             lr: &lr,
             momentum: Some(&m),
             title: "StepLR".into(),
+            log_y: false,
         })
         .unwrap();
         for s in ["lr, group 0", "lr, group 1", "momentum, group 1", "step"] {
@@ -224,9 +255,68 @@ mod tests {
         assert!(schedule_svg(&SchedulePlot {
             lr: &empty,
             momentum: None,
-            title: "x".into()
+            title: "x".into(),
+            log_y: false,
         })
         .unwrap()
         .contains("no learning rates"));
+    }
+
+    /// The `points` of every `<polyline>` in `color`, parsed.
+    fn polylines(svg: &str, color: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.lines()
+            .filter(|l| l.contains("<polyline") && l.contains(color))
+            .filter_map(|l| {
+                let pts = l.split("points=\"").nth(1)?.split('"').next()?;
+                Some(
+                    pts.split_whitespace()
+                        .filter_map(|p| {
+                            let (a, b) = p.split_once(',')?;
+                            Some((a.parse().ok()?, b.parse().ok()?))
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn step_lr_is_a_staircase_and_log_y_separates_small_lrs() {
+        // StepLR(step_size=30, gamma=0.1) from 0.1 over 100 steps.
+        let lr: Vec<Vec<f64>> = (0..100).map(|i| vec![0.1 * 0.1f64.powi(i / 30)]).collect();
+        let plot = |log_y| SchedulePlot {
+            lr: &lr,
+            momentum: None,
+            title: "StepLR(step_size=30, gamma=0.1)".into(),
+            log_y,
+        };
+        let blue = "stroke=\"#1F77B4\"";
+        for log_y in [false, true] {
+            let (svg, layout) = render_svg(&plot(log_y)).unwrap();
+            let pts: Vec<(f64, f64)> = polylines(&svg, blue).into_iter().flatten().collect();
+            assert!(pts.len() >= 8, "{pts:?}");
+            // Every segment is horizontal or vertical: no slanted drop.
+            for w in pts.windows(2) {
+                let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+                assert!(x0 == x1 || y0 == y1, "slanted segment {w:?}");
+            }
+            // Four levels, each a horizontal run: 0.1, 0.01, 1e-3, 1e-4.
+            let mut levels: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            levels.sort_by(f64::total_cmp);
+            levels.dedup();
+            assert_eq!(levels.len(), 4, "{levels:?}");
+            let y = &layout.panels[0].y;
+            assert_eq!(y.is_log(), log_y);
+            assert_eq!(svg.contains("learning rate (log scale)"), log_y);
+            // On a log axis 1e-3 and 1e-4 are as far apart as 0.1 and 0.01; on a linear one
+            // they are a small fraction of that.
+            let px = |v: f64| y.coord(v).unwrap();
+            let gap = |a, b| (px(a) - px(b)).abs() / (px(0.1) - px(0.01)).abs();
+            if log_y {
+                assert!((gap(1e-3, 1e-4) - 1.0).abs() < 1e-9);
+            } else {
+                assert!(gap(1e-3, 1e-4) < 0.02);
+            }
+        }
     }
 }

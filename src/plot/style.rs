@@ -320,6 +320,7 @@ pub(crate) fn framed<'a, DB: DrawingBackend>(
     }
     let layout = PanelLayout {
         plot: plot_rect(&chart),
+        x: p.x.clone(),
         y: y.clone(),
         y_desc: p.y_desc.to_string(),
         data,

@@ -51,6 +51,62 @@ pub struct RawConfig {
     pub children: Vec<RawConfig>,
 }
 
+/// The schedulers that set the LR themselves, peaking at their `max_lr`: the optimizer's own
+/// LR is overwritten (OneCycleLR starts at `max_lr / div_factor`, CyclicLR at `base_lr`).
+pub const PEAK_LR_SCHEDULERS: [&str; 2] = ["OneCycleLR", "CyclicLR"];
+
+impl RawConfig {
+    /// Reads the compact form (or JSON, when it starts with `{`) without typing it, so a caller
+    /// can fill in parameters (see [`Self::fill_max_lr`]) before [`SchedulerConfig::from_raw`].
+    pub fn parse(spec: &str) -> Result<Self, ScheduleError> {
+        if spec.trim_start().starts_with('{') {
+            return serde_json::from_str(spec).map_err(|e| ScheduleError::Json(e.to_string()));
+        }
+        super::spec::parse(spec)
+    }
+
+    fn peak_lr_name(&self) -> Option<&'static str> {
+        canonical_name(&self.scheduler)
+            .ok()
+            .filter(|n| PEAK_LR_SCHEDULERS.contains(n))
+    }
+
+    fn max_lr_key(&self) -> Option<&String> {
+        self.params
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("max_lr"))
+    }
+
+    /// Every OneCycleLR and CyclicLR in the tree (children included), by PyTorch's name, with
+    /// its `max_lr` when one is given.
+    pub fn peak_lrs(&self) -> Vec<(&'static str, Option<&Value>)> {
+        let mut out = Vec::new();
+        if let Some(name) = self.peak_lr_name() {
+            out.push((name, self.max_lr_key().and_then(|k| self.params.get(k))));
+        }
+        for c in &self.children {
+            out.extend(c.peak_lrs());
+        }
+        out
+    }
+
+    /// Sets `max_lr = lr` on every OneCycleLR and CyclicLR in the tree that has none (so the
+    /// LR found by a range test becomes the cycle's peak); returns how many it filled.
+    pub fn fill_max_lr(&mut self, lr: f64) -> usize {
+        let mut n = 0;
+        if self.peak_lr_name().is_some() && self.max_lr_key().is_none() {
+            if let Some(v) = serde_json::Number::from_f64(lr) {
+                self.params.insert("max_lr".into(), Value::Number(v));
+                n += 1;
+            }
+        }
+        for c in &mut self.children {
+            n += c.fill_max_lr(lr);
+        }
+        n
+    }
+}
+
 /// Declares the enum of configs and everything that only dispatches on the variant.
 macro_rules! configs {
     ($($variant:ident($cfg:ty)),* $(,)?) => {
@@ -327,6 +383,41 @@ impl FromStr for SchedulerConfig {
     }
 }
 
+impl SchedulerConfig {
+    /// The compact form with every float rounded to 4 significant digits, for titles and
+    /// console lines (a suggested `max_lr` is stored exactly: 0.003019951720402016).
+    pub fn to_short_string(&self) -> String {
+        fn round(v: &mut Value) {
+            match v {
+                Value::Number(n) if n.is_f64() => {
+                    let r = n
+                        .as_f64()
+                        .and_then(|f| format!("{f:.3e}").parse::<f64>().ok())
+                        .and_then(serde_json::Number::from_f64);
+                    if let Some(r) = r {
+                        *n = r;
+                    }
+                }
+                Value::Array(a) => a.iter_mut().for_each(round),
+                _ => {}
+            }
+        }
+        fn walk(raw: &mut RawConfig) {
+            raw.params.values_mut().for_each(round);
+            raw.children.iter_mut().for_each(walk);
+        }
+        let mut raw = self.to_raw();
+        walk(&mut raw);
+        struct Show(RawConfig);
+        impl fmt::Display for Show {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                super::spec::write_raw(f, &self.0)
+            }
+        }
+        Show(raw).to_string()
+    }
+}
+
 /// The compact form, which [`SchedulerConfig::parse`] reads back.
 impl fmt::Display for SchedulerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -385,6 +476,42 @@ mod tests {
                 .parse::<SchedulerConfig>()
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn max_lr_is_filled_only_where_missing() {
+        let mut raw = RawConfig::parse("onecyclelr()").unwrap();
+        assert_eq!(raw.peak_lrs(), [("OneCycleLR", None)]);
+        assert_eq!(raw.fill_max_lr(0.003019951720402016), 1);
+        let c = SchedulerConfig::from_raw(raw).unwrap();
+        let SchedulerConfig::OneCycleLR(one) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(one.max_lr, PerGroup::All(0.003019951720402016));
+        assert_eq!(c.to_short_string(), "OneCycleLR(max_lr=0.00302)");
+        // Given (in any case), kept; nested ones are found; other schedulers are left alone.
+        let mut raw = RawConfig::parse(
+            "SequentialLR(CyclicLR(base_lr=1e-4, MAX_LR=0.1), OneCycleLR(total_steps=5), StepLR(step_size=2), milestones=[3, 6])",
+        )
+        .unwrap();
+        let given = raw.peak_lrs();
+        assert_eq!(given.len(), 2);
+        assert_eq!(given[0].0, "CyclicLR");
+        assert_eq!(given[0].1, Some(&serde_json::json!(0.1)));
+        assert_eq!(given[1], ("OneCycleLR", None));
+        assert_eq!(raw.fill_max_lr(0.5), 1);
+        assert_eq!(raw.fill_max_lr(0.5), 0);
+        let c = SchedulerConfig::from_raw(raw).unwrap();
+        assert!(
+            c.to_string()
+                .contains("OneCycleLR(max_lr=0.5, total_steps=5)"),
+            "{c}"
+        );
+        let mut raw = RawConfig::parse("StepLR(step_size=2)").unwrap();
+        assert!(raw.peak_lrs().is_empty());
+        assert_eq!(raw.fill_max_lr(0.5), 0);
+        let json = RawConfig::parse(r#"{"scheduler": "OneCycleLR", "params": {"total_steps": 4}}"#);
+        assert_eq!(json.unwrap().peak_lrs(), [("OneCycleLR", None)]);
     }
 
     #[test]

@@ -61,6 +61,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The LR that governs the run, as titles and the console say it: `lr 3.020e-3`, or
+    /// `peak lr 3.020e-3 (OneCycleLR's max_lr)` when a scheduler sets the LR itself (then the
+    /// optimizer's own LR is overwritten and only `max_lr` matters).
+    pub fn lr_label(&self) -> String {
+        let raw = self.scheduler.as_ref().map(SchedulerConfig::to_raw);
+        let peak = raw
+            .as_ref()
+            .and_then(|r| r.peak_lrs().first().map(|(n, v)| (*n, v.cloned())));
+        match peak {
+            Some((name, Some(serde_json::Value::Number(n)))) => format!(
+                "peak lr {:.3e} ({name}'s max_lr)",
+                n.as_f64().unwrap_or(self.lr)
+            ),
+            Some((name, Some(v))) => format!("peak lr {v} ({name}'s max_lr, per group)"),
+            Some((name, None)) => format!("peak lr {:.3e} ({name}'s max_lr)", self.lr),
+            None => format!("lr {:.3e}", self.lr),
+        }
+    }
+
     /// Checks every setting, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
@@ -207,7 +226,15 @@ pub struct EpochMetrics {
     /// OneCycleLR peak falls between epoch boundaries); empty when the LR held all epoch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_lrs: Vec<f64>,
+    /// The training loss through the epoch: the mean over each of at most
+    /// [`TRACE_POINTS`] equal runs of consecutive batches (weighted by batch size), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_loss_trace: Vec<f64>,
 }
+
+/// Points per epoch in [`EpochMetrics::train_loss_trace`]: enough for a smooth line, few enough
+/// for state.json.
+pub const TRACE_POINTS: usize = 50;
 
 /// What a run has done so far; with the checkpoint, enough to resume exactly.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -495,6 +522,8 @@ impl Run {
             let (mut loss_sum, mut seen) = (0.0, 0usize);
             let mut step_lrs = Vec::new();
             let order = epoch_batches(n, bs, self.config.setup.order_seed(), epoch);
+            let bins = order.len().clamp(1, TRACE_POINTS);
+            let mut trace = vec![(0.0f64, 0usize); bins];
             for (i, idx) in order.iter().enumerate() {
                 let batch = self.learner.data.train_batch(idx)?;
                 let lr = self.learner.optimizer.learning_rate();
@@ -517,6 +546,9 @@ impl Run {
                 }
                 loss_sum += loss * idx.len() as f64;
                 seen += idx.len();
+                let bin = &mut trace[i * bins / order.len()];
+                bin.0 += loss * idx.len() as f64;
+                bin.1 += idx.len();
                 if interval == Interval::Step {
                     self.step_scheduler(None)?;
                 }
@@ -564,6 +596,11 @@ impl Run {
                 momentum: self.learner.optimizer.momentum(),
                 seconds: t.elapsed().as_secs_f64(),
                 step_lrs,
+                train_loss_trace: trace
+                    .iter()
+                    .filter(|b| b.1 > 0)
+                    .map(|b| b.0 / b.1 as f64)
+                    .collect(),
             };
             self.state.epochs_done += 1;
             self.state.optimizer_step = self.learner.optimizer.state().1;

@@ -519,8 +519,19 @@ impl RunDir {
                     .map(move |(j, &v)| ((m.epoch - 1) as f64 + j as f64 / n, v))
             })
             .collect();
+        // Trace point j of n in epoch e sits mid-run: e - 1 + (j + 0.5) / n.
+        let train_trace: Vec<(f64, f64)> = history
+            .iter()
+            .flat_map(|m| {
+                let n = m.train_loss_trace.len() as f64;
+                m.train_loss_trace
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, &v)| ((m.epoch - 1) as f64 + (j as f64 + 0.5) / n, v))
+            })
+            .collect();
         let schedule = match (&config.scheduler, run.scheduler_name()) {
-            (Some(s), _) => s.to_string(),
+            (Some(s), _) => s.to_short_string(),
             (None, Some(name)) => name.to_string(),
             (None, None) => "constant LR".to_string(),
         };
@@ -540,12 +551,14 @@ impl RunDir {
                 eval_split: "validation".into(),
                 lr: &lr,
                 step_lr: &step_lr,
+                train_trace: &train_trace,
+                best_epoch: run.state.best_epoch,
                 title: format!(
-                    "{} on {}, {} at {:.3e}, {schedule}",
+                    "{} on {}, {}, {}, {schedule}",
                     config.setup.model.name(),
                     config.setup.data.name(),
                     config.setup.optimizer.name(),
-                    config.lr
+                    config.lr_label()
                 ),
             },
         )?;
