@@ -81,7 +81,10 @@ fn fine_tuning_the_head_keeps_the_body_and_the_groups() {
         .args(common)
         .args(["--init-from", pre.to_str().unwrap()])
         .args(["--param-groups", "[13].*=0, 5.*=1", "--no-decay-norm-bias"])
-        .args(["--optimizer", "adamw", "--min", "1e-5", "--max", "1"]));
+        .args(["--optimizer", "adamw", "--min", "1e-5", "--max", "1"])
+        // A pretrained model's batch losses are noisy next to its small fall (0.91x the noise
+        // here: no suggestion); scored on held-out samples the fall is 58x its noise.
+        .args(["--val-loss"]));
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("param groups (the sweep moved the base LR, ratios fixed): 5.* "),
@@ -140,7 +143,8 @@ fn fine_tuning_the_head_keeps_the_body_and_the_groups() {
     );
 }
 
-/// Per-group values for a scheduler, as in PyTorch: one max_lr per trainable group.
+/// Per-group values for a scheduler, as in PyTorch: one max_lr per trainable group (max_lr
+/// governs: no --lr beside it).
 #[test]
 fn one_cycle_takes_one_max_lr_per_group() {
     let d = tempfile::tempdir().unwrap();
@@ -152,8 +156,6 @@ fn one_cycle_takes_one_max_lr_per_group() {
             "mnist",
             "--data-dir",
             &data,
-            "--lr",
-            "1e-3",
             "--epochs",
             "1",
             "--param-groups",
@@ -181,8 +183,6 @@ fn one_cycle_takes_one_max_lr_per_group() {
             "mnist",
             "--data-dir",
             &data,
-            "--lr",
-            "1e-3",
             "--epochs",
             "1",
             "--param-groups",

@@ -203,8 +203,7 @@ fn write_plot(report: &RangeTestReport, out: &std::path::Path, show_rules: bool)
 /// Said on stderr, after the summary.
 fn warnings(r: &RangeTestReport) -> Vec<String> {
     let mut w = Vec::new();
-    // Only a suggestion can be pinned: after "no suggestion" the reason says it all.
-    if r.analysis.pinned {
+    if r.analysis.pinned_by_max {
         let (upto, reach) = match r.extended_to {
             Some(to) => (to, format!("{to:.3e} (extended past --max)")),
             None => (

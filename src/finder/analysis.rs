@@ -12,11 +12,14 @@ use super::sweep::{Curve, StopReason, SweepConfig};
 /// the loss level) above its minimum …
 pub const UPTURN: f64 = 0.05;
 
-/// … or has climbed back this fraction of its fall (so a curve that fell 1 % and then rose
-/// 1 % has clearly turned, whatever its level) …
+/// … or has climbed back this fraction of a real fall (at least [`MIN_FALL`] of its level; so a
+/// curve that fell 2 % and then rose 1 % has clearly turned, whatever its level) …
+///
+/// [`MIN_FALL`]: super::suggest::MIN_FALL
 pub const UPTURN_OF_FALL: f64 = 0.5;
 
-/// … or when its last raw losses (their median, over this many) are above the start plateau.
+/// … or when its last raw losses (their median, over this many) are [`UPTURN`] above the start
+/// plateau.
 pub const UPTURN_RAW_POINTS: usize = 3;
 
 /// The smoothed fall must be this many times the largest fall that pure noise of the raw
@@ -201,11 +204,14 @@ fn turned_upward(curve: &Curve, raw: &[f64], smoothed: &[f64], window: Window) -
             let top = y[..=m].iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let fall = top - min;
             let level = last > min + UPTURN * min.abs();
-            let regained = fall > 0.0 && last - min >= UPTURN_OF_FALL * fall;
-            // The raw loss past its start plateau at the end: a blow-up the EMA has not yet
-            // caught up with.
+            // Only a real fall (see MIN_FALL) can be regained: a flat curve's wiggles regain
+            // half of theirs all the time.
+            let real_fall = fall >= super::suggest::MIN_FALL * top.abs();
+            let regained = real_fall && last - min >= UPTURN_OF_FALL * fall;
+            // The raw loss clearly past its start plateau at the end: a blow-up the EMA has
+            // not yet caught up with.
             let tail = &raw[raw.len().saturating_sub(UPTURN_RAW_POINTS)..];
-            let spiked = fall > 0.0 && tail.len() == UPTURN_RAW_POINTS && median(tail) > top;
+            let spiked = tail.len() == UPTURN_RAW_POINTS && median(tail) > top + UPTURN * top.abs();
             level || regained || spiked
         }
     }
