@@ -5,7 +5,7 @@
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::suggest::{suggest_all, NoSuggestion, Rule, Suggestion, Window};
+use super::suggest::{argmin, suggest_all, NoSuggestion, Rule, Suggestion, Window};
 use super::sweep::{Curve, StopReason, SweepConfig};
 
 /// A completed sweep has turned upward when its last smoothed loss is this much (relative to
@@ -309,16 +309,6 @@ fn mad(v: &[f64]) -> f64 {
     let m = median(v);
     let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
     median(&dev)
-}
-
-fn argmin(v: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x < v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]

@@ -354,7 +354,7 @@ fn refine(ln: &[f64], g: &[f64], i: usize, last: usize) -> f64 {
 }
 
 /// First index of the smallest value (ties go left, as numpy/torch argmin).
-fn argmin(v: &[f64]) -> usize {
+pub(super) fn argmin(v: &[f64]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x < v[best] {
