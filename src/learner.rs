@@ -143,7 +143,7 @@ impl Learner {
                     ));
                 }
                 // Spread over the split: a file sorted by class gives a prefix of one class.
-                let idx: Vec<u32> = (0..k).map(|i| (i * n / k) as u32).collect();
+                let idx = spread(n, k);
                 Some(data.val.gather(&idx)?)
             }
         };
@@ -316,7 +316,7 @@ impl Learner {
                 "verification trials are scored on the validation split, which is empty",
             ));
         }
-        let idx: Vec<u32> = (0..k).map(|i| (i * total / k) as u32).collect();
+        let idx = spread(total, k);
         self.data.val.gather(&idx)
     }
 
@@ -359,6 +359,12 @@ impl Learner {
             Ok(sums)
         })
     }
+}
+
+/// `k` indices spread evenly over `0..n` (a file sorted by class would give a prefix of one
+/// class): the held-out samples a step or a trial is scored on.
+fn spread(n: usize, k: usize) -> Vec<u32> {
+    (0..k).map(|i| (i * n / k) as u32).collect()
 }
 
 /// Cuts a batch into up to `n` contiguous shards of at least 16 rows, with their sizes and

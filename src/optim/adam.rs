@@ -143,18 +143,8 @@ macro_rules! adam_optimizer {
 
             fn new(vars: Vec<Var>, p: $params) -> candle_core::Result<Self> {
                 p.validate().map_err(super::to_candle)?;
-                let n = vars.len();
-                Ok(Self(Core {
-                    vars,
-                    lr: p.lr,
-                    betas: p.betas,
-                    eps: p.eps,
-                    weight_decay: p.weight_decay,
-                    decoupled: $decoupled,
-                    t: 0,
-                    moments: vec![None; n],
-                    layout: Layout::single(n, p.lr),
-                }))
+                let layout = Layout::single(vars.len(), p.lr);
+                Ok(Self::from_parts(vars, &p, layout))
             }
 
             fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
@@ -203,9 +193,13 @@ macro_rules! adam_optimizer {
             /// given no moments.
             pub fn grouped(grouping: &Grouping, p: $params) -> Result<Self> {
                 p.validate()?;
-                let vars = grouping.vars();
+                Ok(Self::from_parts(grouping.vars(), &p, grouping.layout(p.lr)))
+            }
+
+            /// A fresh optimizer (no moments, step 0) over `vars`, laid out in groups.
+            fn from_parts(vars: Vec<Var>, p: &$params, layout: Layout) -> Self {
                 let n = vars.len();
-                Ok(Self(Core {
+                Self(Core {
                     vars,
                     lr: p.lr,
                     betas: p.betas,
@@ -214,8 +208,8 @@ macro_rules! adam_optimizer {
                     decoupled: $decoupled,
                     t: 0,
                     moments: vec![None; n],
-                    layout: grouping.layout(p.lr),
-                }))
+                    layout,
+                })
             }
 
             /// The hyper-parameters in force (with the current LR and beta1).
